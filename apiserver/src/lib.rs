@@ -1,0 +1,2 @@
+//! berth-apiserver (in progress)
+pub mod store;
