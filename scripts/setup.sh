@@ -14,6 +14,7 @@ packages=(
   iproute2           # network namespaces, links, routes
   git                # gitops tests
   ca-certificates
+  curl               # demo script readiness checks
 )
 missing=()
 for p in "${packages[@]}"; do

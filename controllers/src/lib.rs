@@ -1,4 +1,153 @@
-//! berth-controllers: the scheduler and the controller manager (Deployment,
-//! ReplicaSet, Endpoints, garbage collection, namespace deletion, node lifecycle,
-//! GitOps), each a kube-rs `runtime::Controller` that talks only to the API
-//! server. Not built yet: see the open issue for the controllers.
+//! berth-controllers: the scheduler and the controller manager. Each controller
+//! is a module built on kube-rs `runtime::Controller` (shared watch → cache →
+//! queue → idempotent reconcile) and talks only to the API server. `run`
+//! elects a leader through a Lease and runs the selected controllers while it
+//! holds it; losing the Lease stops them all at once.
+
+pub mod events;
+pub mod informers;
+pub mod leader_election;
+pub mod pods;
+pub mod replicaset;
+pub mod serviceaccount;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
+
+use crate::informers::Informer;
+use crate::leader_election::{LeaderElectionConfig, LeaderElector};
+
+/// Every controller `--controllers` can name, in start order.
+pub const ALL_CONTROLLERS: &[&str] = &["replicaset", "serviceaccount"];
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Kubeconfig to reach the API server; None: $KUBECONFIG, ~/.kube/config or in-cluster.
+    pub kubeconfig: Option<PathBuf>,
+    /// Which controllers run (names from `ALL_CONTROLLERS`).
+    pub controllers: Vec<String>,
+    /// Elect a leader through a Lease before acting.
+    pub leader_elect: bool,
+    /// This manager's identity in the Lease (default: hostname and pid).
+    pub identity: String,
+    pub lease_duration: Duration,
+    pub renew_deadline: Duration,
+    pub retry_period: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            kubeconfig: None,
+            controllers: ALL_CONTROLLERS.iter().map(|s| s.to_string()).collect(),
+            leader_elect: true,
+            identity: default_identity(),
+            lease_duration: Duration::from_secs(15),
+            renew_deadline: Duration::from_secs(10),
+            retry_period: Duration::from_secs(2),
+        }
+    }
+}
+
+fn default_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "berth".into());
+    format!("{host}_{}", std::process::id())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("unknown controller {0:?}; known: {known}", known = ALL_CONTROLLERS.join(", "))]
+    UnknownController(String),
+    #[error("kubeconfig: {0}")]
+    Kubeconfig(String),
+    #[error("kubernetes client: {0}")]
+    Client(#[from] kube::Error),
+    #[error("lost leadership")]
+    LostLeadership,
+}
+
+/// A client from the configuration.
+pub async fn client(config: &Config) -> Result<kube::Client, RunError> {
+    let kube_config = match &config.kubeconfig {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| RunError::Kubeconfig(e.to_string()))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+                .await
+                .map_err(|e| RunError::Kubeconfig(e.to_string()))?
+        }
+        None => kube::Config::infer()
+            .await
+            .map_err(|e| RunError::Kubeconfig(e.to_string()))?,
+    };
+    Ok(kube::Client::try_from(kube_config)?)
+}
+
+/// Run until leadership is lost (an error) or the controllers end.
+pub async fn run(config: Config) -> Result<(), RunError> {
+    for name in &config.controllers {
+        if !ALL_CONTROLLERS.contains(&name.as_str()) {
+            return Err(RunError::UnknownController(name.clone()));
+        }
+    }
+    let client = client(&config).await?;
+    if !config.leader_elect {
+        run_controllers(client.clone(), config.controllers.clone()).await;
+        return Ok(());
+    }
+    let elector = LeaderElector::new(
+        client.clone(),
+        LeaderElectionConfig {
+            lease_duration: config.lease_duration,
+            renew_deadline: config.renew_deadline,
+            retry_period: config.retry_period,
+            ..LeaderElectionConfig::new(&config.identity)
+        },
+    );
+    elector.acquire().await;
+    // Everything runs inside this one future: when the Lease is lost, dropping
+    // it stops every watch and every reconcile at once.
+    tokio::select! {
+        _ = elector.hold() => Err(RunError::LostLeadership),
+        _ = run_controllers(client.clone(), config.controllers.clone()) => {
+            elector.release().await;
+            Ok(())
+        }
+    }
+}
+
+/// Build the shared informers the selected controllers need and run them all.
+pub async fn run_controllers(client: kube::Client, selected: Vec<String>) {
+    let enabled = |name: &str| selected.iter().any(|s| s == name);
+    let mut pods = Informer::<Pod>::new(&client);
+    let mut replica_sets = Informer::<ReplicaSet>::new(&client);
+    let mut namespaces = Informer::<Namespace>::new(&client);
+    let mut service_accounts = Informer::<ServiceAccount>::new(&client);
+    let mut tasks: Vec<BoxFuture<'static, ()>> = Vec::new();
+    if enabled("replicaset") {
+        tasks.push(Box::pin(replicaset::run(
+            client.clone(),
+            (replica_sets.store.clone(), replica_sets.subscribe()),
+            (pods.store.clone(), pods.subscribe()),
+        )));
+    }
+    if enabled("serviceaccount") {
+        tasks.push(Box::pin(serviceaccount::run(
+            client.clone(),
+            (namespaces.store.clone(), namespaces.subscribe()),
+            service_accounts.subscribe(),
+        )));
+    }
+    // Informers start after every subscription is taken.
+    tasks.push(pods.run());
+    tasks.push(replica_sets.run());
+    tasks.push(namespaces.run());
+    tasks.push(service_accounts.run());
+    futures::future::join_all(tasks).await;
+}

@@ -3,9 +3,11 @@
 //! that serves reads at past revisions and watches from a past revision until
 //! compaction trims it.
 //!
-//! Writes are serialised through one lock so that revisions are assigned, made
-//! durable (redb's `Durability::Immediate`: fsync before commit returns) and
-//! published to live watchers in the same order. It owns no notion of objects.
+//! Writes go through one writer thread that batches whatever is queued into a
+//! single redb transaction (group commit): revisions are assigned in queue
+//! order, the batch is made durable with one fsync (redb's
+//! `Durability::Immediate`), and only then is each write acknowledged and
+//! published to live watchers, in revision order. It owns no notion of objects.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -31,20 +33,47 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const LIVE_EVENT_BUFFER: usize = 4096;
 const WATCH_CHANNEL: usize = 1024;
 
+/// Most writes committed in one transaction.
+const MAX_BATCH: usize = 512;
+
 pub struct EmbeddedStore {
     inner: Arc<Inner>,
+    writer: Mutex<Option<std::sync::mpsc::Sender<WriteRequest>>>,
+    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 struct Inner {
     db: Database,
-    /// Held across a write transaction and its publication, so revisions reach
-    /// watchers in order.
-    write_lock: Mutex<()>,
     live: broadcast::Sender<Arc<Event>>,
 }
 
 fn backend_error(error: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(error.to_string())
+}
+
+/// One queued write.
+enum WriteOp {
+    Create {
+        key: String,
+        value: Vec<u8>,
+    },
+    Update {
+        key: String,
+        value: Vec<u8>,
+        expected: i64,
+    },
+    Delete {
+        key: String,
+        expected: Option<i64>,
+    },
+    Compact {
+        revision: i64,
+    },
+}
+
+struct WriteRequest {
+    op: WriteOp,
+    reply: tokio::sync::oneshot::Sender<Result<Option<Event>>>,
 }
 
 impl EmbeddedStore {
@@ -62,12 +91,19 @@ impl EmbeddedStore {
         }
         txn.commit().map_err(backend_error)?;
         let (live, _) = broadcast::channel(LIVE_EVENT_BUFFER);
+        let inner = Arc::new(Inner { db, live });
+        let (writer, queue) = std::sync::mpsc::channel();
+        let writer_thread = std::thread::Builder::new()
+            .name("berth-store-writer".into())
+            .spawn({
+                let inner = inner.clone();
+                move || inner.write_loop(queue)
+            })
+            .map_err(backend_error)?;
         Ok(Self {
-            inner: Arc::new(Inner {
-                db,
-                write_lock: Mutex::new(()),
-                live,
-            }),
+            inner,
+            writer: Mutex::new(Some(writer)),
+            writer_thread: Mutex::new(Some(writer_thread)),
         })
     }
 
@@ -80,85 +116,97 @@ impl EmbeddedStore {
             .await
             .map_err(backend_error)?
     }
+
+    /// Queue a write and wait until it is durable (or refused).
+    async fn submit(&self, op: WriteOp) -> Result<Option<Event>> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.writer
+            .lock()
+            .map_err(backend_error)?
+            .as_ref()
+            .ok_or_else(|| StoreError::Backend("store is closed".into()))?
+            .send(WriteRequest { op, reply })
+            .map_err(|_| StoreError::Backend("store writer stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Backend("store writer stopped".into()))?
+    }
 }
 
-/// The outcome a write closure decides, given the key's current state.
-enum WriteDecision {
-    Put(Vec<u8>),
-    Delete,
+impl Drop for EmbeddedStore {
+    /// Stop the writer and wait for it, so the database file is released when
+    /// the store is dropped (a reopen in the same process then works).
+    fn drop(&mut self) {
+        if let Ok(mut writer) = self.writer.lock() {
+            writer.take();
+        }
+        if let Ok(mut thread) = self.writer_thread.lock()
+            && let Some(thread) = thread.take()
+        {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The tables of one write transaction.
+struct Tables<'t> {
+    kv: redb::Table<'t, &'static str, &'static [u8]>,
+    log: redb::Table<'t, u64, &'static [u8]>,
+    meta: redb::Table<'t, &'static str, u64>,
 }
 
 impl Inner {
-    /// One write transaction on one key: `decide` sees the current state and either
-    /// refuses (error) or says what to write; the change is committed durably,
-    /// logged and published under the write lock.
-    fn write(
+    fn write_loop(&self, queue: std::sync::mpsc::Receiver<WriteRequest>) {
+        while let Ok(first) = queue.recv() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(request) => batch.push(request),
+                    Err(_) => break,
+                }
+            }
+            let results = self.commit_batch(batch.iter().map(|r| &r.op));
+            for (request, result) in batch.into_iter().zip(results) {
+                if let Ok(Some(event)) = &result {
+                    // No receivers is fine: nobody watches.
+                    let _ = self.live.send(Arc::new(event.clone()));
+                }
+                let _ = request.reply.send(result);
+            }
+        }
+    }
+
+    /// Apply every op in one transaction and commit once; each op succeeds or
+    /// fails on its own, but none is acknowledged before the commit is durable.
+    fn commit_batch<'a>(
         &self,
-        key: &str,
-        decide: impl FnOnce(Option<&KeyValue>) -> Result<WriteDecision>,
-    ) -> Result<Event> {
-        let _guard = self.write_lock.lock().map_err(backend_error)?;
-        let txn = self.db.begin_write().map_err(backend_error)?;
-        let event = {
-            let mut kv = txn.open_table(KV).map_err(backend_error)?;
-            let mut log = txn.open_table(LOG).map_err(backend_error)?;
-            let mut meta = txn.open_table(META).map_err(backend_error)?;
-            let current = kv
-                .get(key)
-                .map_err(backend_error)?
-                .map(|v| decode_kv(key, v.value()))
-                .transpose()?;
-            let decision = decide(current.as_ref())?;
-            let revision = meta
-                .get("revision")
-                .map_err(backend_error)?
-                .map_or(0, |v| v.value())
-                + 1;
-            let rev = revision as i64;
-            let event = match decision {
-                WriteDecision::Put(value) => {
-                    let create_revision = current.as_ref().map_or(rev, |c| c.create_revision);
-                    let new = KeyValue {
-                        key: key.to_string(),
-                        value,
-                        create_revision,
-                        mod_revision: rev,
-                    };
-                    kv.insert(key, encode_kv(&new).as_slice())
-                        .map_err(backend_error)?;
-                    Event {
-                        kind: EventKind::Put,
-                        kv: new,
-                        prev: current,
-                    }
-                }
-                WriteDecision::Delete => {
-                    let Some(prev) = current else {
-                        return Err(StoreError::NotFound(key.to_string()));
-                    };
-                    kv.remove(key).map_err(backend_error)?;
-                    Event {
-                        kind: EventKind::Delete,
-                        kv: KeyValue {
-                            key: key.to_string(),
-                            value: Vec::new(),
-                            create_revision: prev.create_revision,
-                            mod_revision: rev,
-                        },
-                        prev: Some(prev),
-                    }
-                }
+        ops: impl ExactSizeIterator<Item = &'a WriteOp>,
+    ) -> Vec<Result<Option<Event>>> {
+        let count = ops.len();
+        let fail_all = |error: StoreError| vec![Err(error); count];
+        let txn = match self.db.begin_write() {
+            Ok(txn) => txn,
+            Err(error) => return fail_all(backend_error(error)),
+        };
+        let results = {
+            let tables = (|| {
+                Ok::<_, StoreError>(Tables {
+                    kv: txn.open_table(KV).map_err(backend_error)?,
+                    log: txn.open_table(LOG).map_err(backend_error)?,
+                    meta: txn.open_table(META).map_err(backend_error)?,
+                })
+            })();
+            let mut tables = match tables {
+                Ok(tables) => tables,
+                Err(error) => return fail_all(error),
             };
-            log.insert(revision, encode_event(&event).as_slice())
-                .map_err(backend_error)?;
-            meta.insert("revision", revision).map_err(backend_error)?;
-            event
+            ops.map(|op| apply_op(&mut tables, op)).collect::<Vec<_>>()
         };
         // Durability::Immediate is redb's default: commit returns after fsync.
-        txn.commit().map_err(backend_error)?;
-        // No receivers is fine: nobody watches.
-        let _ = self.live.send(Arc::new(event.clone()));
-        Ok(event)
+        match txn.commit() {
+            Ok(()) => results,
+            Err(error) => fail_all(backend_error(error)),
+        }
     }
 
     fn meta_value(&self, txn: &redb::ReadTransaction, name: &str) -> Result<u64> {
@@ -277,6 +325,123 @@ impl Inner {
     }
 }
 
+fn meta_get(meta: &redb::Table<'_, &'static str, u64>, name: &str) -> Result<i64> {
+    Ok(meta
+        .get(name)
+        .map_err(backend_error)?
+        .map_or(0, |v| v.value()) as i64)
+}
+
+/// One write inside a batch's transaction. A refused write (conflict, missing
+/// key) changes nothing and takes no revision.
+fn apply_op(tables: &mut Tables<'_>, op: &WriteOp) -> Result<Option<Event>> {
+    let (key, decision) = match op {
+        WriteOp::Compact { revision } => {
+            let current = meta_get(&tables.meta, "revision")?;
+            let compacted = meta_get(&tables.meta, "compacted")?;
+            if *revision > current {
+                return Err(StoreError::FutureRevision {
+                    requested: *revision,
+                    current,
+                });
+            }
+            if *revision <= compacted {
+                return Err(StoreError::Compacted {
+                    requested: *revision,
+                    compacted,
+                });
+            }
+            tables
+                .log
+                .retain_in(..(*revision as u64), |_, _| false)
+                .map_err(backend_error)?;
+            tables
+                .meta
+                .insert("compacted", *revision as u64)
+                .map_err(backend_error)?;
+            return Ok(None);
+        }
+        WriteOp::Create { key, .. } | WriteOp::Update { key, .. } | WriteOp::Delete { key, .. } => {
+            let current = tables
+                .kv
+                .get(key.as_str())
+                .map_err(backend_error)?
+                .map(|v| decode_kv(key, v.value()))
+                .transpose()?;
+            let decision = match (op, &current) {
+                (WriteOp::Create { .. }, Some(_)) => {
+                    return Err(StoreError::AlreadyExists(key.clone()));
+                }
+                (WriteOp::Create { value, .. }, None) => Some(value.clone()),
+                (WriteOp::Update { .. } | WriteOp::Delete { .. }, None) => {
+                    return Err(StoreError::NotFound(key.clone()));
+                }
+                (WriteOp::Update { expected, .. }, Some(c))
+                | (
+                    WriteOp::Delete {
+                        expected: Some(expected),
+                        ..
+                    },
+                    Some(c),
+                ) if c.mod_revision != *expected => {
+                    return Err(StoreError::Conflict {
+                        key: key.clone(),
+                        expected: *expected,
+                        current: Some(c.clone()),
+                    });
+                }
+                (WriteOp::Update { value, .. }, Some(_)) => Some(value.clone()),
+                _ => None,
+            };
+            (key, (current, decision))
+        }
+    };
+    let (current, put) = decision;
+    let revision = meta_get(&tables.meta, "revision")? + 1;
+    let event = match put {
+        Some(value) => {
+            let new = KeyValue {
+                key: key.clone(),
+                value,
+                create_revision: current.as_ref().map_or(revision, |c| c.create_revision),
+                mod_revision: revision,
+            };
+            tables
+                .kv
+                .insert(key.as_str(), encode_kv(&new).as_slice())
+                .map_err(backend_error)?;
+            Event {
+                kind: EventKind::Put,
+                kv: new,
+                prev: current,
+            }
+        }
+        None => {
+            let prev = current.ok_or_else(|| StoreError::NotFound(key.clone()))?;
+            tables.kv.remove(key.as_str()).map_err(backend_error)?;
+            Event {
+                kind: EventKind::Delete,
+                kv: KeyValue {
+                    key: key.clone(),
+                    value: Vec::new(),
+                    create_revision: prev.create_revision,
+                    mod_revision: revision,
+                },
+                prev: Some(prev),
+            }
+        }
+    };
+    tables
+        .log
+        .insert(revision as u64, encode_event(&event).as_slice())
+        .map_err(backend_error)?;
+    tables
+        .meta
+        .insert("revision", revision as u64)
+        .map_err(backend_error)?;
+    Ok(Some(event))
+}
+
 /// The next current key under `prefix` strictly after `after`.
 fn next_in_prefix(
     range: &mut redb::Range<'_, &'static str, &'static [u8]>,
@@ -323,54 +488,33 @@ impl Store for EmbeddedStore {
     }
 
     async fn create(&self, key: &str, value: Vec<u8>) -> Result<KeyValue> {
-        let key = key.to_string();
-        self.blocking(move |inner| {
-            inner
-                .write(&key, |current| match current {
-                    Some(_) => Err(StoreError::AlreadyExists(key.clone())),
-                    None => Ok(WriteDecision::Put(value)),
-                })
-                .map(|event| event.kv)
-        })
-        .await
+        let op = WriteOp::Create {
+            key: key.to_string(),
+            value,
+        };
+        written(self.submit(op).await?).map(|event| event.kv)
     }
 
     async fn update(&self, key: &str, value: Vec<u8>, expected_revision: i64) -> Result<KeyValue> {
-        let key = key.to_string();
-        self.blocking(move |inner| {
-            inner
-                .write(&key, |current| match current {
-                    None => Err(StoreError::NotFound(key.clone())),
-                    Some(c) if c.mod_revision != expected_revision => Err(StoreError::Conflict {
-                        key: key.clone(),
-                        expected: expected_revision,
-                        current: Some(c.clone()),
-                    }),
-                    Some(_) => Ok(WriteDecision::Put(value)),
-                })
-                .map(|event| event.kv)
-        })
-        .await
+        let op = WriteOp::Update {
+            key: key.to_string(),
+            value,
+            expected: expected_revision,
+        };
+        written(self.submit(op).await?).map(|event| event.kv)
     }
 
     async fn delete(&self, key: &str, expected_revision: Option<i64>) -> Result<(KeyValue, i64)> {
-        let key = key.to_string();
-        self.blocking(move |inner| {
-            let event = inner.write(&key, |current| match (current, expected_revision) {
-                (None, _) => Err(StoreError::NotFound(key.clone())),
-                (Some(c), Some(expected)) if c.mod_revision != expected => {
-                    Err(StoreError::Conflict {
-                        key: key.clone(),
-                        expected,
-                        current: Some(c.clone()),
-                    })
-                }
-                (Some(_), _) => Ok(WriteDecision::Delete),
-            })?;
-            let revision = event.revision();
-            Ok((event.prev.expect("delete carries prev"), revision))
-        })
-        .await
+        let op = WriteOp::Delete {
+            key: key.to_string(),
+            expected: expected_revision,
+        };
+        let event = written(self.submit(op).await?)?;
+        let revision = event.revision();
+        let prev = event
+            .prev
+            .ok_or_else(|| StoreError::Backend("delete without previous value".into()))?;
+        Ok((prev, revision))
     }
 
     async fn watch(&self, prefix: &str, start_revision: i64) -> Result<WatchStream> {
@@ -449,40 +593,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn compact(&self, revision: i64) -> Result<()> {
-        self.blocking(move |inner| {
-            let _guard = inner.write_lock.lock().map_err(backend_error)?;
-            let txn = inner.db.begin_write().map_err(backend_error)?;
-            {
-                let mut meta = txn.open_table(META).map_err(backend_error)?;
-                let current = meta
-                    .get("revision")
-                    .map_err(backend_error)?
-                    .map_or(0, |v| v.value()) as i64;
-                let compacted = meta
-                    .get("compacted")
-                    .map_err(backend_error)?
-                    .map_or(0, |v| v.value()) as i64;
-                if revision > current {
-                    return Err(StoreError::FutureRevision {
-                        requested: revision,
-                        current,
-                    });
-                }
-                if revision <= compacted {
-                    return Err(StoreError::Compacted {
-                        requested: revision,
-                        compacted,
-                    });
-                }
-                let mut log = txn.open_table(LOG).map_err(backend_error)?;
-                log.retain_in(..(revision as u64), |_, _| false)
-                    .map_err(backend_error)?;
-                meta.insert("compacted", revision as u64)
-                    .map_err(backend_error)?;
-            }
-            txn.commit().map_err(backend_error)
-        })
-        .await
+        self.submit(WriteOp::Compact { revision }).await.map(|_| ())
     }
 
     async fn current_revision(&self) -> Result<i64> {
@@ -492,6 +603,11 @@ impl Store for EmbeddedStore {
         })
         .await
     }
+}
+
+/// A key write always yields an event; only compaction yields none.
+fn written(event: Option<Event>) -> Result<Event> {
+    event.ok_or_else(|| StoreError::Backend("write produced no event".into()))
 }
 
 fn encode_kv(kv: &KeyValue) -> Vec<u8> {

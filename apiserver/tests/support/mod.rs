@@ -1,5 +1,7 @@
 //! Test helpers shared by the API server's integration tests: a real etcd
-//! process on loopback ports, killed and removed when dropped.
+//! process and a real berth-apiserver process on loopback ports, each killed
+//! and its directory removed when dropped (also when a test fails), and a
+//! kubectl runner pointed at the server.
 #![allow(dead_code)]
 
 use std::net::TcpListener;
@@ -23,7 +25,17 @@ pub struct Etcd {
 }
 
 impl Etcd {
+    /// etcd for tests: fsync off, since the tests check semantics, not durability.
     pub fn start() -> Etcd {
+        Self::start_with(true)
+    }
+
+    /// etcd as in production (fsync on), for benchmarks.
+    pub fn start_durable() -> Etcd {
+        Self::start_with(false)
+    }
+
+    fn start_with(unsafe_no_fsync: bool) -> Etcd {
         let dir = tempfile::tempdir().expect("tempdir");
         let client = free_port();
         let peer = free_port();
@@ -31,7 +43,11 @@ impl Etcd {
         let peer_url = format!("http://127.0.0.1:{peer}");
         let binary = which_etcd();
         let log = std::fs::File::create(dir.path().join("etcd.log")).expect("etcd log");
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        if unsafe_no_fsync {
+            command.arg("--unsafe-no-fsync");
+        }
+        let child = command
             .arg("--name")
             .arg("berth-test")
             .arg("--data-dir")
@@ -46,7 +62,6 @@ impl Etcd {
             .arg(&peer_url)
             .arg("--initial-cluster")
             .arg(format!("berth-test={peer_url}"))
-            .arg("--unsafe-no-fsync")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -75,6 +90,162 @@ fn which_etcd() -> PathBuf {
 }
 
 impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Which store the API server under test uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Embedded,
+    Etcd,
+}
+
+/// A berth-apiserver process of its own, on a free port, with its own data dir.
+pub struct ApiServer {
+    child: Child,
+    pub dir: tempfile::TempDir,
+    pub url: String,
+    pub kubeconfig: PathBuf,
+    etcd: Option<Etcd>,
+    backend: Backend,
+}
+
+impl ApiServer {
+    pub fn start(backend: Backend) -> ApiServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let etcd = (backend == Backend::Etcd).then(Etcd::start);
+        let mut server = ApiServer {
+            child: spawn_apiserver(dir.path(), etcd.as_ref()),
+            kubeconfig: dir.path().join("data/kubeconfig"),
+            url: String::new(),
+            dir,
+            etcd,
+            backend,
+        };
+        server.url = server.wait_ready();
+        server
+    }
+
+    /// Kill the server with SIGKILL and start it again on the same data.
+    pub fn kill9_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.kubeconfig);
+        self.child = spawn_apiserver(self.dir.path(), self.etcd.as_ref());
+        self.url = self.wait_ready();
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    fn wait_ready(&mut self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&self.kubeconfig)
+                && let Some(line) = text.lines().find(|l| l.trim_start().starts_with("server:"))
+            {
+                return line
+                    .trim_start()
+                    .trim_start_matches("server:")
+                    .trim()
+                    .to_string();
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let log = std::fs::read_to_string(self.dir.path().join("apiserver.log"))
+                    .unwrap_or_default();
+                panic!("berth-apiserver exited with {status}:\n{log}");
+            }
+            assert!(Instant::now() < deadline, "berth-apiserver did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Run a kubectl binary against this server; returns (success, stdout, stderr).
+    pub fn kubectl_with(&self, binary: &str, args: &[&str]) -> (bool, String, String) {
+        self.kubectl_env(binary, args, &[])
+    }
+
+    pub fn kubectl_env(
+        &self,
+        binary: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> (bool, String, String) {
+        let output = Command::new(binary)
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("KUBECACHEDIR", self.dir.path().join("kube-cache"))
+            .env("HOME", self.dir.path())
+            .envs(env.iter().copied())
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("run kubectl");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    /// kubectl 1.32 (the dispatcher picks the built-in 1.32 for this server).
+    pub fn kubectl(&self, args: &[&str]) -> (bool, String, String) {
+        self.kubectl_with("kubectl", args)
+    }
+
+    /// kubectl that must succeed; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let (success, stdout, stderr) = self.kubectl(args);
+        assert!(
+            success,
+            "kubectl {args:?} failed:\nstdout: {stdout}\nstderr: {stderr}"
+        );
+        stdout
+    }
+
+    /// kubectl that must fail; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let (success, stdout, stderr) = self.kubectl(args);
+        assert!(
+            !success,
+            "kubectl {args:?} should have failed:\nstdout: {stdout}"
+        );
+        stderr
+    }
+
+    /// Write a file into the server's scratch dir and return its path.
+    pub fn file(&self, name: &str, contents: &str) -> String {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, contents).expect("write test file");
+        path.to_string_lossy().into_owned()
+    }
+}
+
+fn spawn_apiserver(dir: &std::path::Path, etcd: Option<&Etcd>) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("apiserver.log"))
+        .expect("apiserver log");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_berth-apiserver"));
+    command
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--port")
+        .arg("0")
+        .stdout(Stdio::null())
+        .stderr(log);
+    if let Some(etcd) = etcd {
+        command.arg("--etcd-servers").arg(&etcd.endpoint);
+    }
+    command.spawn().expect("start berth-apiserver")
+}
+
+impl Drop for ApiServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Benchmarks, printed as tables (release build). Speed targets live here, never in tests.
+#   berth-apiserver: create/get/list/watch throughput and p50/p99 per backend,
+#                    next to raw etcd put throughput in the same run.
+# Sizes: BERTH_BENCH_OBJECTS (2000), BERTH_BENCH_CONCURRENCY (16).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+cargo bench -p berth-apiserver --bench api
