@@ -9,6 +9,7 @@ pub mod discovery;
 pub mod error;
 pub mod openapi;
 pub mod printers;
+pub mod protobuf;
 pub mod registry;
 pub mod resources;
 pub mod selectors;

@@ -1081,8 +1081,11 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Value, ApiError> {
             .map_err(|e| ApiError::BadRequest(format!("error decoding JSON body: {e}"))),
         "application/yaml" | "application/x-yaml" | "text/yaml" => serde_yaml::from_slice(&bytes)
             .map_err(|e| ApiError::BadRequest(format!("error decoding YAML body: {e}"))),
+        // kubectl's `create <generator>` commands send protobuf; the answer is JSON.
+        crate::protobuf::CONTENT_TYPE => crate::protobuf::decode(&bytes)
+            .map_err(|e| ApiError::BadRequest(format!("error decoding protobuf body: {e}"))),
         other => Err(ApiError::UnsupportedMediaType(format!(
-            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got \"{other}\")"
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got \"{other}\")"
         ))),
     }
 }

@@ -83,7 +83,102 @@ kubectl_suite!(
     stale_update_is_refused_with_conflict,
     bad_manifests_get_kubernetes_errors,
     kubectl_1_27_applies_and_reapplies,
+    create_generators_send_protobuf_and_work,
 );
+
+fn create_generators_send_protobuf_and_work(server: &ApiServer) {
+    server.ok(&["create", "namespace", "team-a"]);
+    server.ok(&[
+        "create",
+        "configmap",
+        "settings",
+        "-n",
+        "team-a",
+        "--from-literal=mode=fast",
+    ]);
+    server.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "token",
+        "-n",
+        "team-a",
+        "--from-literal=key=s3cret",
+    ]);
+    server.ok(&[
+        "create",
+        "deployment",
+        "api",
+        "-n",
+        "team-a",
+        "--image=nginx:1.25",
+        "--replicas=2",
+        "--port=80",
+    ]);
+    server.ok(&[
+        "create",
+        "service",
+        "clusterip",
+        "api",
+        "-n",
+        "team-a",
+        "--tcp=80:8080",
+    ]);
+    server.ok(&["create", "serviceaccount", "robot", "-n", "team-a"]);
+    assert_eq!(
+        server.ok(&[
+            "get",
+            "cm",
+            "settings",
+            "-n",
+            "team-a",
+            "-o",
+            "jsonpath={.data.mode}"
+        ]),
+        "fast"
+    );
+    assert_eq!(
+        server.ok(&[
+            "get",
+            "secret",
+            "token",
+            "-n",
+            "team-a",
+            "-o",
+            "jsonpath={.data.key}"
+        ]),
+        "czNjcmV0"
+    );
+    assert_eq!(
+        server.ok(&["get", "deploy", "api", "-n", "team-a", "-o", "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].image} {.spec.strategy.type}"]),
+        "2 nginx:1.25 RollingUpdate"
+    );
+    assert_eq!(
+        server.ok(&[
+            "get",
+            "svc",
+            "api",
+            "-n",
+            "team-a",
+            "-o",
+            "jsonpath={.spec.ports[0].targetPort}"
+        ]),
+        "8080"
+    );
+    let err = server.fails(&[
+        "create",
+        "configmap",
+        "settings",
+        "-n",
+        "team-a",
+        "--from-literal=a=b",
+    ]);
+    // kubectl words a generator's failure itself, as it does against Kubernetes.
+    assert!(
+        err.contains("failed to create configmap: configmaps \"settings\" already exists"),
+        "{err}"
+    );
+}
 
 fn apply_then_reapply_patches_only_the_changed_field(server: &ApiServer) {
     let app = server.file("app.yaml", APP);
@@ -118,11 +213,15 @@ fn apply_then_reapply_patches_only_the_changed_field(server: &ApiServer) {
 fn get_prints_kubernetes_columns_and_honours_selectors(server: &ApiServer) {
     let app = server.file("app.yaml", APP);
     server.ok(&["apply", "-f", &app]);
-    let other = server.file(
-        "other.yaml",
-        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: other\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: elsewhere\n  namespace: other\ndata: {a: b}\n",
-    );
-    server.ok(&["apply", "-f", &other]);
+    server.ok(&["create", "namespace", "other"]);
+    server.ok(&[
+        "create",
+        "configmap",
+        "elsewhere",
+        "-n",
+        "other",
+        "--from-literal=a=b",
+    ]);
 
     let table = server.ok(&["get", "deployments"]);
     let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
