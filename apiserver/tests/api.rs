@@ -682,3 +682,67 @@ async fn namespace_deletion_waits_for_its_finalizer_and_refuses_new_content() {
     let (status, _) = h.get("/api/v1/namespaces/doomed").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn delete_collection_removes_only_the_selected_objects() {
+    let h = Harness::new().await;
+    for (name, tier) in [("a", "web"), ("b", "web"), ("c", "db")] {
+        h.post(CM, configmap(name, json!({"tier": tier}))).await;
+    }
+    let (status, deleted) = h
+        .delete(&format!("{CM}?labelSelector=tier%3Dweb"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{deleted}");
+    assert_eq!(deleted["items"].as_array().unwrap().len(), 2);
+    let (_, left) = h.get(CM).await;
+    let names: Vec<&str> = left["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["c"]);
+}
+
+#[tokio::test]
+async fn watch_ends_after_timeout_seconds() {
+    let h = Harness::new().await;
+    let started = std::time::Instant::now();
+    let mut watch = h.watch(&format!("{CM}?watch=true&timeoutSeconds=1")).await;
+    assert!(
+        watch.next().await.is_none(),
+        "no events, then the stream ends"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(900));
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_verb_resource_and_code() {
+    let h = Harness::new().await;
+    h.get(&format!("{CM}/missing")).await;
+    let request = Request::builder()
+        .uri("/metrics")
+        .body(Body::empty())
+        .unwrap();
+    let response = h.server.clone().handle(request).await;
+    let text = String::from_utf8(
+        response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(
+        text.contains(
+            "apiserver_request_total{verb=\"GET\",resource=\"configmaps\",code=\"404\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("berth_store_revision{backend=\"embedded\"}"),
+        "{text}"
+    );
+}
