@@ -4,25 +4,37 @@
 //! elects a leader through a Lease and runs the selected controllers while it
 //! holds it; losing the Lease stops them all at once.
 
+pub mod deployment;
+pub mod deployment_logic;
+pub mod endpoints;
+pub mod endpoints_logic;
 pub mod events;
 pub mod informers;
 pub mod leader_election;
 pub mod pods;
 pub mod replicaset;
+pub mod scheduler;
+pub mod scheduler_logic;
 pub mod serviceaccount;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service, ServiceAccount};
 
 use crate::informers::Informer;
 use crate::leader_election::{LeaderElectionConfig, LeaderElector};
 
 /// Every controller `--controllers` can name, in start order.
-pub const ALL_CONTROLLERS: &[&str] = &["replicaset", "serviceaccount"];
+pub const ALL_CONTROLLERS: &[&str] = &[
+    "scheduler",
+    "replicaset",
+    "deployment",
+    "endpoints",
+    "serviceaccount",
+];
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -127,9 +139,34 @@ pub async fn run_controllers(client: kube::Client, selected: Vec<String>) {
     let enabled = |name: &str| selected.iter().any(|s| s == name);
     let mut pods = Informer::<Pod>::new(&client);
     let mut replica_sets = Informer::<ReplicaSet>::new(&client);
+    let mut deployments = Informer::<Deployment>::new(&client);
+    let mut nodes = Informer::<Node>::new(&client);
+    let mut services = Informer::<Service>::new(&client);
     let mut namespaces = Informer::<Namespace>::new(&client);
     let mut service_accounts = Informer::<ServiceAccount>::new(&client);
     let mut tasks: Vec<BoxFuture<'static, ()>> = Vec::new();
+    if enabled("scheduler") {
+        tasks.push(Box::pin(scheduler::run(
+            client.clone(),
+            (pods.store.clone(), pods.subscribe()),
+            (nodes.store.clone(), nodes.subscribe()),
+        )));
+    }
+    if enabled("deployment") {
+        tasks.push(Box::pin(deployment::run(
+            client.clone(),
+            (deployments.store.clone(), deployments.subscribe()),
+            (replica_sets.store.clone(), replica_sets.subscribe()),
+            (pods.store.clone(), pods.subscribe()),
+        )));
+    }
+    if enabled("endpoints") {
+        tasks.push(Box::pin(endpoints::run(
+            client.clone(),
+            (services.store.clone(), services.subscribe()),
+            (pods.store.clone(), pods.subscribe()),
+        )));
+    }
     if enabled("replicaset") {
         tasks.push(Box::pin(replicaset::run(
             client.clone(),
@@ -147,6 +184,9 @@ pub async fn run_controllers(client: kube::Client, selected: Vec<String>) {
     // Informers start after every subscription is taken.
     tasks.push(pods.run());
     tasks.push(replica_sets.run());
+    tasks.push(deployments.run());
+    tasks.push(nodes.run());
+    tasks.push(services.run());
     tasks.push(namespaces.run());
     tasks.push(service_accounts.run());
     futures::future::join_all(tasks).await;

@@ -1,0 +1,216 @@
+//! The scheduler: binds each pending pod that asks for the default scheduler
+//! to a node chosen by `scheduler_logic`, through the `pods/binding`
+//! subresource. Pods it bound but the cache does not show bound yet are
+//! "assumed" on their node so back-to-back decisions see each other. A pod
+//! that fits nowhere gets a FailedScheduling event and a PodScheduled=False
+//! condition, and is retried when nodes change or after a delay. It never
+//! changes a pod beyond its binding and that condition.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Client, ResourceExt};
+
+use crate::events::{EventType, Recorder};
+use crate::scheduler_logic;
+
+pub const DEFAULT_SCHEDULER: &str = "default-scheduler";
+const RETRY_UNSCHEDULABLE: Duration = Duration::from_secs(15);
+
+pub struct Context {
+    pub client: Client,
+    pub pods: Store<Pod>,
+    pub nodes: Store<Node>,
+    pub recorder: Recorder,
+    /// pod uid -> node it was bound to, until the cache shows the binding.
+    pub assumed: Mutex<HashMap<String, String>>,
+}
+
+fn waiting_for_us(pod: &Pod) -> bool {
+    let spec = pod.spec.as_ref();
+    spec.is_some_and(|s| s.node_name.as_deref().is_none_or(str::is_empty))
+        && spec
+            .and_then(|s| s.scheduler_name.as_deref())
+            .is_none_or(|name| name == DEFAULT_SCHEDULER)
+        && pod.metadata.deletion_timestamp.is_none()
+        && !matches!(
+            pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+            Some("Succeeded" | "Failed")
+        )
+}
+
+pub async fn run(
+    client: Client,
+    pods: (
+        Store<Pod>,
+        impl futures::Stream<Item = Arc<Pod>> + Send + 'static,
+    ),
+    nodes: (
+        Store<Node>,
+        impl futures::Stream<Item = Arc<Node>> + Send + 'static,
+    ),
+) {
+    let context = Arc::new(Context {
+        recorder: Recorder::new(client.clone(), "default-scheduler"),
+        client,
+        pods: pods.0.clone(),
+        nodes: nodes.0,
+        assumed: Mutex::new(HashMap::new()),
+    });
+    let pod_store = pods.0.clone();
+    Controller::for_shared_stream(pods.1, pods.0)
+        // A node appearing or changing may make room: look at every pending pod.
+        .watches_shared_stream(nodes.1, move |_node: Arc<Node>| {
+            pod_store
+                .state()
+                .into_iter()
+                .filter(|p| waiting_for_us(p))
+                .map(|p| ObjectRef::from(p.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .run(reconcile, error_policy, context)
+        .for_each(|_| async {})
+        .await;
+}
+
+fn error_policy(_: Arc<Pod>, error: &kube::Error, _: Arc<Context>) -> Action {
+    tracing::warn!(%error, "scheduling failed");
+    Action::requeue(Duration::from_secs(2))
+}
+
+/// The cluster's pods as the scheduler must count them: cached state plus the
+/// bindings it made that the cache has not caught up with.
+fn pods_with_assumptions(ctx: &Context) -> Vec<Pod> {
+    let mut assumed = match ctx.assumed.lock() {
+        Ok(assumed) => assumed,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    let mut pods = Vec::new();
+    let mut still_assumed = HashMap::new();
+    for pod in ctx.pods.state() {
+        let mut pod = Arc::unwrap_or_clone(pod);
+        let uid = pod.uid().unwrap_or_default();
+        let bound = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_ref())
+            .is_some();
+        if let Some(node) = assumed.get(&uid)
+            && !bound
+        {
+            if let Some(spec) = pod.spec.as_mut() {
+                spec.node_name = Some(node.clone());
+            }
+            still_assumed.insert(uid, node.clone());
+        }
+        pods.push(pod);
+    }
+    *assumed = still_assumed;
+    pods
+}
+
+pub async fn reconcile(pod: Arc<Pod>, ctx: Arc<Context>) -> Result<Action, kube::Error> {
+    if !waiting_for_us(&pod) {
+        return Ok(Action::await_change());
+    }
+    let uid = pod.uid().unwrap_or_default();
+    if ctx
+        .assumed
+        .lock()
+        .map(|a| a.contains_key(&uid))
+        .unwrap_or(false)
+    {
+        return Ok(Action::await_change());
+    }
+    let namespace = pod.namespace().unwrap_or_default();
+    let name = pod.name_any();
+    let nodes: Vec<Node> = ctx
+        .nodes
+        .state()
+        .into_iter()
+        .map(Arc::unwrap_or_clone)
+        .collect();
+    let pods = pods_with_assumptions(&ctx);
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
+    match scheduler_logic::schedule(&pod, &nodes, &pods) {
+        Ok(node) => {
+            let binding = serde_json::json!({
+                "apiVersion": "v1", "kind": "Binding",
+                "metadata": {"name": name, "namespace": namespace, "uid": uid},
+                "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+            });
+            match api
+                .create_subresource::<serde_json::Value, serde_json::Value>(
+                    "binding",
+                    &name,
+                    &PostParams::default(),
+                    &binding,
+                )
+                .await
+            {
+                Ok(_) => {
+                    if let Ok(mut assumed) = ctx.assumed.lock() {
+                        assumed.insert(uid, node.clone());
+                    }
+                    ctx.recorder
+                        .publish(
+                            pod.as_ref(),
+                            EventType::Normal,
+                            "Scheduled",
+                            &format!("Successfully assigned {namespace}/{name} to {node}"),
+                        )
+                        .await;
+                    Ok(Action::await_change())
+                }
+                // Already bound (by us, through a stale cache) or gone.
+                Err(kube::Error::Api(status)) if status.code == 409 || status.code == 404 => {
+                    Ok(Action::await_change())
+                }
+                Err(error) => Err(error),
+            }
+        }
+        Err(fit) => {
+            let message = fit.to_string();
+            ctx.recorder
+                .publish(
+                    pod.as_ref(),
+                    EventType::Warning,
+                    "FailedScheduling",
+                    &message,
+                )
+                .await;
+            let already = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| {
+                    c.iter().any(|c| {
+                        c.type_ == "PodScheduled"
+                            && c.status == "False"
+                            && c.message.as_deref() == Some(message.as_str())
+                    })
+                });
+            if !already {
+                let patch = serde_json::json!({"status": {"conditions": [{
+                    "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                    "message": message, "lastProbeTime": null,
+                    "lastTransitionTime": k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()),
+                }]}});
+                match api
+                    .patch_status(&name, &PatchParams::default(), &Patch::Strategic(patch))
+                    .await
+                {
+                    Ok(_) | Err(kube::Error::Api(_)) => {}
+                    Err(error) => return Err(error),
+                }
+            }
+            Ok(Action::requeue(RETRY_UNSCHEDULABLE))
+        }
+    }
+}
