@@ -9,8 +9,11 @@ pub mod deployment_logic;
 pub mod endpoints;
 pub mod endpoints_logic;
 pub mod events;
+pub mod garbage_collector;
 pub mod informers;
 pub mod leader_election;
+pub mod namespace;
+pub mod node_lifecycle;
 pub mod pods;
 pub mod replicaset;
 pub mod scheduler;
@@ -22,6 +25,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service, ServiceAccount};
 
 use crate::informers::Informer;
@@ -33,6 +37,9 @@ pub const ALL_CONTROLLERS: &[&str] = &[
     "replicaset",
     "deployment",
     "endpoints",
+    "garbagecollector",
+    "namespace",
+    "nodelifecycle",
     "serviceaccount",
 ];
 
@@ -49,6 +56,8 @@ pub struct Config {
     pub lease_duration: Duration,
     pub renew_deadline: Duration,
     pub retry_period: Duration,
+    /// Node lifecycle settings (heartbeat grace period).
+    pub node_lifecycle: node_lifecycle::NodeLifecycleConfig,
 }
 
 impl Default for Config {
@@ -61,6 +70,7 @@ impl Default for Config {
             lease_duration: Duration::from_secs(15),
             renew_deadline: Duration::from_secs(10),
             retry_period: Duration::from_secs(2),
+            node_lifecycle: Default::default(),
         }
     }
 }
@@ -110,7 +120,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     }
     let client = client(&config).await?;
     if !config.leader_elect {
-        run_controllers(client.clone(), config.controllers.clone()).await;
+        run_controllers(client.clone(), config.controllers.clone(), config.clone()).await;
         return Ok(());
     }
     let elector = LeaderElector::new(
@@ -127,7 +137,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     // it stops every watch and every reconcile at once.
     tokio::select! {
         _ = elector.hold() => Err(RunError::LostLeadership),
-        _ = run_controllers(client.clone(), config.controllers.clone()) => {
+        _ = run_controllers(client.clone(), config.controllers.clone(), config.clone()) => {
             elector.release().await;
             Ok(())
         }
@@ -135,7 +145,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
 }
 
 /// Build the shared informers the selected controllers need and run them all.
-pub async fn run_controllers(client: kube::Client, selected: Vec<String>) {
+pub async fn run_controllers(client: kube::Client, selected: Vec<String>, config: Config) {
     let enabled = |name: &str| selected.iter().any(|s| s == name);
     let mut pods = Informer::<Pod>::new(&client);
     let mut replica_sets = Informer::<ReplicaSet>::new(&client);
@@ -144,7 +154,26 @@ pub async fn run_controllers(client: kube::Client, selected: Vec<String>) {
     let mut services = Informer::<Service>::new(&client);
     let mut namespaces = Informer::<Namespace>::new(&client);
     let mut service_accounts = Informer::<ServiceAccount>::new(&client);
+    let mut leases = Informer::<Lease>::new(&client);
     let mut tasks: Vec<BoxFuture<'static, ()>> = Vec::new();
+    if enabled("garbagecollector") {
+        tasks.push(Box::pin(garbage_collector::run(client.clone())));
+    }
+    if enabled("namespace") {
+        tasks.push(Box::pin(namespace::run(
+            client.clone(),
+            (namespaces.store.clone(), namespaces.subscribe()),
+        )));
+    }
+    if enabled("nodelifecycle") {
+        tasks.push(Box::pin(node_lifecycle::run(
+            client.clone(),
+            (nodes.store.clone(), nodes.subscribe()),
+            (leases.store.clone(), leases.subscribe()),
+            (pods.store.clone(), pods.subscribe()),
+            config.node_lifecycle.clone(),
+        )));
+    }
     if enabled("scheduler") {
         tasks.push(Box::pin(scheduler::run(
             client.clone(),
@@ -189,5 +218,6 @@ pub async fn run_controllers(client: kube::Client, selected: Vec<String>) {
     tasks.push(services.run());
     tasks.push(namespaces.run());
     tasks.push(service_accounts.run());
+    tasks.push(leases.run());
     futures::future::join_all(tasks).await;
 }

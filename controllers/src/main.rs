@@ -30,6 +30,9 @@ struct Flags {
     /// Seconds between leader election attempts and renewals.
     #[arg(long, default_value_t = 2)]
     leader_elect_retry_period: u64,
+    /// Seconds a node may go without a heartbeat before it is marked Unknown and tainted unreachable.
+    #[arg(long, default_value_t = 40)]
+    node_monitor_grace_period: u64,
     /// Log filter (tracing EnvFilter syntax); RUST_LOG overrides it.
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -50,6 +53,9 @@ async fn main() {
         lease_duration: Duration::from_secs(flags.leader_elect_lease_duration),
         renew_deadline: Duration::from_secs(flags.leader_elect_renew_deadline),
         retry_period: Duration::from_secs(flags.leader_elect_retry_period),
+        node_lifecycle: berth_controllers::node_lifecycle::NodeLifecycleConfig {
+            grace_period: Duration::from_secs(flags.node_monitor_grace_period),
+        },
         ..Default::default()
     };
     if !flags.controllers.is_empty() {

@@ -26,6 +26,7 @@ async fn replica_set_creates_owned_pods_scales_down_and_reports_status() {
     let manager = tokio::spawn(berth_controllers::run_controllers(
         client.clone(),
         vec!["replicaset".to_string()],
+        Default::default(),
     ));
     let api: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
     let rs = api

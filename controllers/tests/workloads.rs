@@ -54,6 +54,7 @@ async fn env() -> Env {
     let manager = tokio::spawn(berth_controllers::run_controllers(
         client.clone(),
         controllers,
+        Default::default(),
     ));
     let kubeconfig = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(
