@@ -7,3 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 cargo bench -p berth-apiserver --bench api
+#   berth-controllers: a 1,000-replica Deployment over 10 simulated nodes: time to
+#                    all bound and all Running, scheduler pods/s, API requests per pod.
+#                    Sizes: BERTH_BENCH_REPLICAS (1000), BERTH_BENCH_NODES (10).
+cargo bench -p berth-controllers --bench scale

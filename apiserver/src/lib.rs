@@ -44,6 +44,8 @@ pub struct Config {
     pub compaction_interval: Duration,
     /// How often a quiet watch that asked for bookmarks gets one.
     pub watch_progress_interval: Duration,
+    /// Defaults applied to new objects (pod eviction tolerations).
+    pub admission: registry::Admission,
 }
 
 impl Default for Config {
@@ -56,6 +58,7 @@ impl Default for Config {
             service_cluster_ip_range: "10.96.0.0/12".into(),
             compaction_interval: Duration::from_secs(300),
             watch_progress_interval: Duration::from_secs(30),
+            admission: Default::default(),
         }
     }
 }
@@ -125,6 +128,7 @@ pub async fn build(config: &Config, store: Arc<dyn Store>) -> Result<Arc<ApiServ
         catalogue,
         parse_cidr(&config.service_cluster_ip_range)?,
         config.watch_progress_interval,
+        config.admission,
     ));
     registry.ensure_system_namespaces().await?;
     Ok(Arc::new(ApiServer {

@@ -29,6 +29,12 @@ struct Flags {
     /// Seconds between compactions of store history.
     #[arg(long, default_value_t = 300)]
     etcd_compaction_interval: u64,
+    /// tolerationSeconds of the not-ready:NoExecute toleration added to pods without one.
+    #[arg(long, default_value_t = 300)]
+    default_not_ready_toleration_seconds: i64,
+    /// tolerationSeconds of the unreachable:NoExecute toleration added to pods without one.
+    #[arg(long, default_value_t = 300)]
+    default_unreachable_toleration_seconds: i64,
     /// Log filter (tracing EnvFilter syntax); RUST_LOG overrides it.
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -50,6 +56,10 @@ async fn main() {
         etcd_servers: flags.etcd_servers,
         service_cluster_ip_range: flags.service_cluster_ip_range,
         compaction_interval: Duration::from_secs(flags.etcd_compaction_interval.max(1)),
+        admission: berth_apiserver::registry::Admission {
+            not_ready_toleration_seconds: flags.default_not_ready_toleration_seconds,
+            unreachable_toleration_seconds: flags.default_unreachable_toleration_seconds,
+        },
         ..Default::default()
     };
     if let Err(error) = berth_apiserver::run(config).await {

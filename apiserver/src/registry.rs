@@ -117,11 +117,64 @@ pub struct Patch<'a> {
     pub body: &'a [u8],
 }
 
+/// Admission defaults the server applies on create (kube-apiserver's
+/// DefaultTolerationSeconds plugin).
+#[derive(Debug, Clone, Copy)]
+pub struct Admission {
+    pub not_ready_toleration_seconds: i64,
+    pub unreachable_toleration_seconds: i64,
+}
+
+impl Default for Admission {
+    fn default() -> Self {
+        Self {
+            not_ready_toleration_seconds: 300,
+            unreachable_toleration_seconds: 300,
+        }
+    }
+}
+
+/// Give a new pod NoExecute tolerations for not-ready and unreachable nodes
+/// unless it has its own, so it is evicted from a dead node after a while.
+fn default_toleration_seconds(admission: &Admission, pod: &mut Value) {
+    let Some(spec) = pod.get_mut("spec").filter(|s| s.is_object()) else {
+        return;
+    };
+    if spec.get("tolerations").is_none_or(Value::is_null) {
+        spec["tolerations"] = json!([]);
+    }
+    let Some(list) = spec.get_mut("tolerations").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for (key, seconds) in [
+        (
+            "node.kubernetes.io/not-ready",
+            admission.not_ready_toleration_seconds,
+        ),
+        (
+            "node.kubernetes.io/unreachable",
+            admission.unreachable_toleration_seconds,
+        ),
+    ] {
+        let covered = list.iter().any(|t| {
+            let effect = t.get("effect").and_then(Value::as_str).unwrap_or("");
+            let operator = t.get("operator").and_then(Value::as_str).unwrap_or("Equal");
+            let tkey = t.get("key").and_then(Value::as_str).unwrap_or("");
+            (tkey == key || (tkey.is_empty() && operator == "Exists"))
+                && (effect.is_empty() || effect == "NoExecute")
+        });
+        if !covered {
+            list.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": seconds}));
+        }
+    }
+}
+
 pub struct Registry {
     pub store: Arc<dyn Store>,
     pub catalogue: Arc<Catalogue>,
     pub watch_caches: WatchCaches,
     service_cidr: (Ipv4Addr, u8),
+    admission: Admission,
     /// Serialises cluster IP allocation with the create that claims the IP.
     service_ip_lock: tokio::sync::Mutex<()>,
 }
@@ -318,8 +371,10 @@ impl Registry {
         catalogue: Arc<Catalogue>,
         service_cidr: (Ipv4Addr, u8),
         watch_progress: std::time::Duration,
+        admission: Admission,
     ) -> Self {
         Self {
+            admission,
             watch_caches: WatchCaches::new(store.clone()).with_progress_every(watch_progress),
             store,
             catalogue,
@@ -617,6 +672,9 @@ impl Registry {
         }
         prepare_for_create(resource, &mut object);
         validation::default_object(resource.group, resource.kind, &mut object);
+        if resource.group.is_empty() && resource.kind == "Pod" {
+            default_toleration_seconds(&self.admission, &mut object);
+        }
         let errors = validation::validate_create(resource.group, resource.kind, &object);
         if !errors.is_empty() {
             return Err(invalid(resource, &name, Self::validation_errors(errors)));
@@ -1301,6 +1359,25 @@ mod tests {
                 "spec.template.spec.containers[0].imagePullPolcy"
             ]
         );
+    }
+
+    #[test]
+    fn pods_get_default_eviction_tolerations_unless_they_have_their_own() {
+        let admission = Admission {
+            not_ready_toleration_seconds: 300,
+            unreachable_toleration_seconds: 60,
+        };
+        let mut pod = json!({"spec": {"containers": []}});
+        default_toleration_seconds(&admission, &mut pod);
+        assert_eq!(
+            pod["spec"]["tolerations"][1],
+            json!({"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 60})
+        );
+        let mut own = json!({"spec": {"tolerations": [{"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 1}]}});
+        default_toleration_seconds(&admission, &mut own);
+        let tolerations = own["spec"]["tolerations"].as_array().unwrap();
+        assert_eq!(tolerations.len(), 2);
+        assert_eq!(tolerations[0]["tolerationSeconds"], 1);
     }
 
     #[test]

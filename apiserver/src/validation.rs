@@ -427,7 +427,6 @@ pub fn default_object(group: &str, kind: &str, object: &mut Value) {
                 set_default(spec, "serviceAccount", json!("default"));
                 set_default(spec, "priority", json!(0));
                 set_default(spec, "preemptionPolicy", json!("PreemptLowerPriority"));
-                default_tolerations(spec);
             }
             let qos = qos_class(object.get("spec").unwrap_or(&Value::Null));
             if let Some(status) = child(object, "status") {
@@ -494,25 +493,6 @@ pub fn default_object(group: &str, kind: &str, object: &mut Value) {
             }
         }
         _ => {}
-    }
-}
-
-/// The DefaultTolerationSeconds admission plugin: evict from a dead node after
-/// five minutes unless the pod says otherwise.
-fn default_tolerations(spec: &mut Value) {
-    set_default(spec, "tolerations", json!([]));
-    let Some(list) = spec.get_mut("tolerations").and_then(Value::as_array_mut) else {
-        return;
-    };
-    for key in [
-        "node.kubernetes.io/not-ready",
-        "node.kubernetes.io/unreachable",
-    ] {
-        if !list.iter().any(|t| {
-            str_at(t, "key") == Some(key) && str_at(t, "effect").is_none_or(|e| e == "NoExecute")
-        }) {
-            list.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}));
-        }
     }
 }
 
@@ -1413,12 +1393,11 @@ mod tests {
     }
 
     #[test]
-    fn pods_get_tolerations_qos_and_status_defaults() {
+    fn pods_get_qos_and_status_defaults() {
         let mut pod = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]}});
         default_object("", "Pod", &mut pod);
         assert_eq!(pod["status"]["qosClass"], "Guaranteed");
         assert_eq!(pod["status"]["phase"], "Pending");
-        assert_eq!(pod["spec"]["tolerations"].as_array().unwrap().len(), 2);
         assert_eq!(pod["spec"]["serviceAccountName"], "default");
     }
 

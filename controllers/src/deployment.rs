@@ -244,3 +244,64 @@ pub async fn reconcile(
         None => Action::requeue(Duration::from_secs(300)),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake_api;
+    use http::Method;
+
+    fn deployment() -> Deployment {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "default", "uid": "d-uid", "generation": 1},
+            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+                     "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "i:1"}]}}}
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_new_deployment_gets_its_first_replica_set_revision_and_status() {
+        let (client, log) = fake_api::client(fake_api::echo);
+        let ctx = Arc::new(Context {
+            recorder: Recorder::new(client.clone(), "test"),
+            client,
+            replica_sets: fake_api::store(vec![]),
+            pods: fake_api::store(vec![]),
+        });
+        reconcile(Arc::new(deployment()), ctx).await.unwrap();
+        let creates = fake_api::requests(&log, Method::POST, "/namespaces/default/replicasets");
+        assert_eq!(creates.len(), 1);
+        let rs = &creates[0].body;
+        assert_eq!(rs["spec"]["replicas"], 3);
+        assert_eq!(rs["metadata"]["ownerReferences"][0]["uid"], "d-uid");
+        assert_eq!(rs["metadata"]["annotations"][REVISION_ANNOTATION], "1");
+        assert!(rs["spec"]["selector"]["matchLabels"]["pod-template-hash"].is_string());
+        let events = fake_api::requests(&log, Method::POST, "/events");
+        assert_eq!(events[0].body["reason"], "ScalingReplicaSet");
+        let annotate = fake_api::requests(&log, Method::PATCH, "/deployments/web?");
+        assert_eq!(
+            annotate[0].body["metadata"]["annotations"][REVISION_ANNOTATION],
+            "1"
+        );
+        let status = fake_api::requests(&log, Method::PATCH, "/deployments/web/status");
+        assert_eq!(status[0].body["status"]["observedGeneration"], 1);
+    }
+
+    #[test]
+    fn annotations_patch_sets_changes_and_removes_dropped_keys() {
+        let current: BTreeMap<String, String> =
+            [("a".into(), "1".into()), ("gone".into(), "x".into())].into();
+        let desired: BTreeMap<String, String> =
+            [("a".into(), "2".into()), ("new".into(), "y".into())].into();
+        assert_eq!(
+            annotations_patch(&current, &desired),
+            json!({"a": "2", "gone": null, "new": "y"})
+        );
+        assert_eq!(
+            replacing_patch(&json!({"x": 1, "y": 2}), json!({"x": 3})),
+            json!({"x": 3, "y": null})
+        );
+    }
+}

@@ -168,3 +168,53 @@ async fn sync_slices(ctx: &Context, service: &Service, pods: &[Pod]) -> Result<(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake_api;
+    use http::Method;
+
+    #[tokio::test]
+    async fn a_service_gets_endpoints_owned_by_it_from_its_ready_pods() {
+        let service: Service = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "default", "uid": "svc-uid"},
+            "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080, "protocol": "TCP"}],
+                     "type": "ClusterIP", "clusterIP": "10.96.0.10", "clusterIPs": ["10.96.0.10"], "ipFamilies": ["IPv4"]}
+        }))
+        .unwrap();
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web-1", "namespace": "default", "uid": "p1", "labels": {"app": "web"}},
+            "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "i"}]},
+            "status": {"phase": "Running", "podIP": "10.244.0.5", "conditions": [{"type": "Ready", "status": "True"}]}
+        }))
+        .unwrap();
+        let (client, log) = fake_api::client(|method, path, body| {
+            if *method == Method::GET && path.contains("endpointslices") {
+                return (
+                    200,
+                    serde_json::json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSliceList", "metadata": {}, "items": []}),
+                );
+            }
+            fake_api::echo(method, path, body)
+        });
+        let ctx = Arc::new(Context {
+            client,
+            pods: fake_api::store(vec![pod]),
+        });
+        reconcile(Arc::new(service), ctx).await.unwrap();
+        let endpoints: Vec<_> =
+            fake_api::requests(&log, Method::POST, "/namespaces/default/endpoints")
+                .into_iter()
+                .filter(|r| r.path.split('?').next().unwrap().ends_with("/endpoints"))
+                .collect();
+        assert_eq!(endpoints.len(), 1);
+        let body = &endpoints[0].body;
+        assert_eq!(body["subsets"][0]["addresses"][0]["ip"], "10.244.0.5");
+        assert_eq!(body["subsets"][0]["ports"][0]["port"], 8080);
+        assert_eq!(body["metadata"]["ownerReferences"][0]["uid"], "svc-uid");
+        let slices = fake_api::requests(&log, Method::POST, "/endpointslices");
+        assert_eq!(slices.len(), 1);
+        assert_eq!(slices[0].body["endpoints"][0]["addresses"][0], "10.244.0.5");
+    }
+}

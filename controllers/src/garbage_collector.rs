@@ -442,6 +442,70 @@ mod tests {
         }
     }
 
+    fn collector(client: Client) -> GarbageCollector {
+        let namespaced = |operations: &[&str]| ApiCapabilities {
+            scope: Scope::Namespaced,
+            subresources: vec![],
+            operations: operations.iter().map(|s| s.to_string()).collect(),
+        };
+        let all = [
+            verbs::LIST,
+            verbs::WATCH,
+            verbs::DELETE,
+            verbs::GET,
+            verbs::PATCH,
+        ];
+        GarbageCollector {
+            client,
+            resources: vec![
+                (
+                    ApiResource::erase::<k8s_openapi::api::core::v1::Pod>(&()),
+                    namespaced(&all),
+                ),
+                (
+                    ApiResource::erase::<k8s_openapi::api::apps::v1::ReplicaSet>(&()),
+                    namespaced(&all),
+                ),
+            ],
+            graph: Graph::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_dependent_whose_owner_is_confirmed_gone_is_deleted_in_background() {
+        let (client, log) = crate::fake_api::client(crate::fake_api::echo);
+        let mut gc = collector(client);
+        gc.graph.upsert("pod-1".into(), node(&["rs-1"]));
+        gc.attend("pod-1").await.unwrap();
+        let gets = crate::fake_api::requests(&log, http::Method::GET, "/replicasets/rs-1");
+        assert_eq!(
+            gets.len(),
+            1,
+            "the owner is checked live, not from the cache"
+        );
+        let deletes = crate::fake_api::requests(&log, http::Method::DELETE, "/pods/x");
+        assert_eq!(deletes.len(), 1);
+        assert_eq!(deletes[0].body["propagationPolicy"], "Background");
+        assert_eq!(deletes[0].body["preconditions"]["uid"], "pod-1");
+    }
+
+    #[tokio::test]
+    async fn a_dependent_whose_owner_still_exists_is_kept() {
+        let (client, log) = crate::fake_api::client(|method, path, body| {
+            if *method == http::Method::GET && path.contains("/replicasets/rs-1") {
+                return (
+                    200,
+                    serde_json::json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "rs-1", "uid": "rs-1"}}),
+                );
+            }
+            crate::fake_api::echo(method, path, body)
+        });
+        let mut gc = collector(client);
+        gc.graph.upsert("pod-1".into(), node(&["rs-1"]));
+        gc.attend("pod-1").await.unwrap();
+        assert!(crate::fake_api::requests(&log, http::Method::DELETE, "/pods/").is_empty());
+    }
+
     #[test]
     fn graph_tracks_dependents_through_updates_and_removals() {
         let mut graph = Graph::default();

@@ -9,6 +9,8 @@ pub mod deployment_logic;
 pub mod endpoints;
 pub mod endpoints_logic;
 pub mod events;
+#[cfg(test)]
+pub(crate) mod fake_api;
 pub mod garbage_collector;
 pub mod informers;
 pub mod leader_election;

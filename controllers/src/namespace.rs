@@ -109,3 +109,86 @@ pub async fn reconcile(
     }
     Ok(Action::await_change())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake_api;
+    use http::Method;
+    use serde_json::json;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    fn terminating() -> Namespace {
+        serde_json::from_value(json!({
+            "metadata": {"name": "doomed", "deletionTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"finalizers": ["kubernetes"]},
+            "status": {"phase": "Terminating"}
+        }))
+        .unwrap()
+    }
+
+    /// Discovery that lists only configmaps; the namespace holds one until it is deleted.
+    fn cluster(
+        deleted: Arc<AtomicBool>,
+    ) -> impl Fn(&Method, &str, &serde_json::Value) -> (u16, serde_json::Value) {
+        move |method, path, body| {
+            let path_only = path.split('?').next().unwrap_or("");
+            match (method.clone(), path_only) {
+                (Method::GET, "/api") => (
+                    200,
+                    json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}),
+                ),
+                (Method::GET, "/apis") => (
+                    200,
+                    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []}),
+                ),
+                (Method::GET, "/api/v1") => (
+                    200,
+                    json!({"kind": "APIResourceList", "groupVersion": "v1", "resources": [
+                        {"name": "configmaps", "singularName": "configmap", "namespaced": true, "kind": "ConfigMap", "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]}
+                    ]}),
+                ),
+                (Method::GET, "/api/v1/namespaces/doomed/configmaps") => {
+                    let items = if deleted.load(Ordering::SeqCst) {
+                        json!([])
+                    } else {
+                        json!([{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "left", "namespace": "doomed"}}])
+                    };
+                    (
+                        200,
+                        json!({"apiVersion": "v1", "kind": "ConfigMapList", "metadata": {}, "items": items}),
+                    )
+                }
+                (Method::DELETE, "/api/v1/namespaces/doomed/configmaps/left") => {
+                    deleted.store(true, Ordering::SeqCst);
+                    (
+                        200,
+                        json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+                    )
+                }
+                _ => fake_api::echo(method, path, body),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_terminating_namespace_is_emptied_then_finalized() {
+        let deleted = Arc::new(AtomicBool::new(false));
+        let (client, log) = fake_api::client(cluster(deleted.clone()));
+        let ctx = Arc::new(Context { client });
+        let first = reconcile(Arc::new(terminating()), ctx.clone())
+            .await
+            .unwrap();
+        assert_eq!(
+            first,
+            Action::requeue(Duration::from_secs(1)),
+            "content was left: look again"
+        );
+        assert!(deleted.load(Ordering::SeqCst));
+        assert!(fake_api::requests(&log, Method::PUT, "/finalize").is_empty());
+        reconcile(Arc::new(terminating()), ctx).await.unwrap();
+        let finalize = fake_api::requests(&log, Method::PUT, "/namespaces/doomed/finalize");
+        assert_eq!(finalize.len(), 1);
+        assert_eq!(finalize[0].body["spec"]["finalizers"], json!([]));
+    }
+}

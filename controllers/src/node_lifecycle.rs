@@ -382,3 +382,87 @@ mod tests {
         assert!(tolerates(&equal, &t));
     }
 }
+
+#[cfg(test)]
+mod reconcile_tests {
+    use super::*;
+    use crate::fake_api;
+    use http::Method;
+
+    fn node(heartbeat_seconds_ago: i64) -> Node {
+        let beat = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(heartbeat_seconds_ago);
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "n1", "uid": "node-uid"},
+            "spec": {},
+            "status": {"conditions": [{"type": "Ready", "status": "True", "lastHeartbeatTime": Time(beat)}]}
+        }))
+        .unwrap()
+    }
+
+    fn pod_on_n1(tolerate: bool) -> Pod {
+        let tolerations = if tolerate {
+            serde_json::json!([{"key": UNREACHABLE, "operator": "Exists", "effect": "NoExecute"}])
+        } else {
+            serde_json::json!([])
+        };
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": if tolerate { "stays" } else { "goes" }, "namespace": "default"},
+            "spec": {"nodeName": "n1", "tolerations": tolerations, "containers": [{"name": "c", "image": "i"}]}
+        }))
+        .unwrap()
+    }
+
+    fn context(pods: Vec<Pod>) -> (Arc<Context>, Arc<std::sync::Mutex<Vec<fake_api::Recorded>>>) {
+        let (client, log) = fake_api::client(fake_api::echo);
+        let ctx = Context {
+            recorder: Recorder::new(client.clone(), "test"),
+            client,
+            leases: fake_api::store(vec![]),
+            pods: fake_api::store(pods),
+            config: NodeLifecycleConfig {
+                grace_period: Duration::from_secs(40),
+            },
+        };
+        (Arc::new(ctx), log)
+    }
+
+    #[tokio::test]
+    async fn a_silent_node_becomes_unknown_tainted_and_loses_intolerant_pods() {
+        let (ctx, log) = context(vec![pod_on_n1(false), pod_on_n1(true)]);
+        reconcile(Arc::new(node(60)), ctx).await.unwrap();
+        let status = fake_api::requests(&log, Method::PATCH, "/nodes/n1/status");
+        assert_eq!(
+            status[0].body["status"]["conditions"][0]["status"],
+            "Unknown"
+        );
+        let taints = fake_api::requests(&log, Method::PATCH, "/nodes/n1?");
+        let keys: Vec<(&str, &str)> = taints[0].body["spec"]["taints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| (t["key"].as_str().unwrap(), t["effect"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            keys,
+            [(UNREACHABLE, "NoSchedule"), (UNREACHABLE, "NoExecute")]
+        );
+        let deletes: Vec<String> = fake_api::requests(&log, Method::DELETE, "/pods/")
+            .iter()
+            .map(|r| r.path.clone())
+            .collect();
+        assert_eq!(deletes.len(), 1);
+        assert!(deletes[0].contains("/pods/goes"), "{deletes:?}");
+    }
+
+    #[tokio::test]
+    async fn a_healthy_node_is_left_alone() {
+        let (ctx, log) = context(vec![pod_on_n1(false)]);
+        let action = reconcile(Arc::new(node(5)), ctx).await.unwrap();
+        assert!(log.lock().unwrap().is_empty());
+        assert_ne!(
+            action,
+            Action::await_change(),
+            "it looks again before the heartbeat goes stale"
+        );
+    }
+}

@@ -388,3 +388,116 @@ async fn release(api: &Api<Pod>, pod: &Pod, owner_uid: &str) -> Result<(), kube:
         Err(error) => Err(error),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake_api;
+    use http::Method;
+
+    fn rs(replicas: i32) -> ReplicaSet {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {"name": "web", "namespace": "default", "uid": "rs-uid", "generation": 2},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "web"}},
+                     "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}
+        }))
+        .unwrap()
+    }
+
+    fn pod(name: &str, node: Option<&str>, ready: bool) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": "default", "uid": format!("uid-{name}"), "labels": {"app": "web"},
+                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web", "uid": "rs-uid", "controller": true}]},
+            "spec": {"nodeName": node, "containers": [{"name": "c", "image": "i"}]},
+            "status": {"phase": if node.is_some() { "Running" } else { "Pending" },
+                       "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}
+        }))
+        .unwrap()
+    }
+
+    fn context(pods: Vec<Pod>) -> (Arc<Context>, Arc<std::sync::Mutex<Vec<fake_api::Recorded>>>) {
+        let (client, log) = fake_api::client(fake_api::echo);
+        let ctx = Context {
+            recorder: Recorder::new(client.clone(), "test"),
+            client,
+            pods: fake_api::store(pods),
+            expectations: Expectations::default(),
+        };
+        (Arc::new(ctx), log)
+    }
+
+    #[tokio::test]
+    async fn missing_replicas_are_created_from_the_template_with_a_controller_owner() {
+        let (ctx, log) = context(vec![pod("web-1", Some("n1"), true)]);
+        reconcile(Arc::new(rs(3)), ctx.clone()).await.unwrap();
+        let creates = fake_api::requests(&log, Method::POST, "/namespaces/default/pods");
+        assert_eq!(creates.len(), 2);
+        for create in &creates {
+            assert_eq!(create.body["metadata"]["generateName"], "web-");
+            assert_eq!(create.body["metadata"]["labels"]["app"], "web");
+            assert_eq!(
+                create.body["metadata"]["ownerReferences"][0]["uid"],
+                "rs-uid"
+            );
+            assert_eq!(
+                create.body["metadata"]["ownerReferences"][0]["controller"],
+                true
+            );
+        }
+        let status = fake_api::requests(&log, Method::PATCH, "/replicasets/web/status");
+        assert_eq!(status[0].body["status"]["replicas"], 1);
+        assert_eq!(status[0].body["status"]["readyReplicas"], 1);
+        assert_eq!(status[0].body["status"]["observedGeneration"], 2);
+    }
+
+    #[tokio::test]
+    async fn expectations_stop_a_second_sync_from_creating_again_before_the_cache_catches_up() {
+        let (ctx, log) = context(vec![]);
+        reconcile(Arc::new(rs(2)), ctx.clone()).await.unwrap();
+        reconcile(Arc::new(rs(2)), ctx.clone()).await.unwrap();
+        assert_eq!(
+            fake_api::requests(&log, Method::POST, "/namespaces/default/pods").len(),
+            2
+        );
+    }
+
+    #[tokio::test]
+    async fn surplus_pods_are_deleted_unscheduled_and_not_ready_first() {
+        let pods = vec![
+            pod("ready", Some("n1"), true),
+            pod("pending", None, false),
+            pod("not-ready", Some("n1"), false),
+        ];
+        let (ctx, log) = context(pods);
+        reconcile(Arc::new(rs(1)), ctx).await.unwrap();
+        let deleted: Vec<String> = fake_api::requests(&log, Method::DELETE, "/pods/")
+            .iter()
+            .map(|r| {
+                r.path
+                    .rsplit('/')
+                    .next()
+                    .unwrap()
+                    .split('?')
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(deleted, ["pending", "not-ready"]);
+    }
+
+    #[tokio::test]
+    async fn matching_orphans_are_adopted_instead_of_creating_more() {
+        let mut orphan = pod("orphan", Some("n1"), true);
+        orphan.metadata.owner_references = None;
+        let (ctx, log) = context(vec![orphan]);
+        reconcile(Arc::new(rs(1)), ctx).await.unwrap();
+        let adopt = fake_api::requests(&log, Method::PATCH, "/pods/orphan");
+        assert_eq!(
+            adopt[0].body["metadata"]["ownerReferences"][0]["uid"],
+            "rs-uid"
+        );
+        assert!(fake_api::requests(&log, Method::POST, "/namespaces/default/pods").is_empty());
+    }
+}

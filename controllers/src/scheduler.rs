@@ -214,3 +214,86 @@ pub async fn reconcile(pod: Arc<Pod>, ctx: Arc<Context>) -> Result<Action, kube:
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake_api;
+    use http::Method;
+
+    fn node(name: &str, cpu: &str) -> Node {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name},
+            "status": {"allocatable": {"cpu": cpu, "memory": "8Gi", "pods": "110"},
+                       "conditions": [{"type": "Ready", "status": "True"}]}
+        }))
+        .unwrap()
+    }
+
+    fn pending(cpu: &str) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "default", "uid": "pod-uid"},
+            "spec": {"schedulerName": "default-scheduler",
+                     "containers": [{"name": "c", "image": "i", "resources": {"requests": {"cpu": cpu}}}]},
+            "status": {"phase": "Pending"}
+        }))
+        .unwrap()
+    }
+
+    fn context(
+        nodes: Vec<Node>,
+        pods: Vec<Pod>,
+    ) -> (Arc<Context>, Arc<std::sync::Mutex<Vec<fake_api::Recorded>>>) {
+        let (client, log) = fake_api::client(fake_api::echo);
+        let ctx = Context {
+            recorder: Recorder::new(client.clone(), "test"),
+            client,
+            pods: fake_api::store(pods),
+            nodes: fake_api::store(nodes),
+            assumed: Mutex::new(HashMap::new()),
+        };
+        (Arc::new(ctx), log)
+    }
+
+    #[tokio::test]
+    async fn a_fitting_pod_is_bound_and_assumed() {
+        let (ctx, log) = context(
+            vec![node("small", "1"), node("big", "8")],
+            vec![pending("2")],
+        );
+        reconcile(Arc::new(pending("2")), ctx.clone())
+            .await
+            .unwrap();
+        let bindings = fake_api::requests(&log, Method::POST, "/pods/p/binding");
+        assert_eq!(bindings.len(), 1);
+        assert_eq!(bindings[0].body["target"]["name"], "big");
+        assert_eq!(
+            ctx.assumed
+                .lock()
+                .unwrap()
+                .get("pod-uid")
+                .map(String::as_str),
+            Some("big")
+        );
+        let events = fake_api::requests(&log, Method::POST, "/events");
+        assert_eq!(events[0].body["reason"], "Scheduled");
+    }
+
+    #[tokio::test]
+    async fn a_pod_that_fits_nowhere_gets_failed_scheduling_and_a_condition() {
+        let (ctx, log) = context(vec![node("a", "1"), node("b", "1")], vec![pending("4")]);
+        reconcile(Arc::new(pending("4")), ctx).await.unwrap();
+        assert!(fake_api::requests(&log, Method::POST, "/binding").is_empty());
+        let events = fake_api::requests(&log, Method::POST, "/events");
+        assert_eq!(events[0].body["reason"], "FailedScheduling");
+        assert_eq!(
+            events[0].body["message"],
+            "0/2 nodes are available: 2 Insufficient cpu."
+        );
+        let status = fake_api::requests(&log, Method::PATCH, "/pods/p/status");
+        assert_eq!(
+            status[0].body["status"]["conditions"][0]["reason"],
+            "Unschedulable"
+        );
+    }
+}

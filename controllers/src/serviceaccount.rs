@@ -68,3 +68,41 @@ pub async fn reconcile(
     }
     Ok(Action::requeue(Duration::from_secs(300)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake_api;
+    use http::Method;
+
+    fn namespace(deleting: bool) -> Namespace {
+        let mut ns: Namespace =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "team"}})).unwrap();
+        if deleting {
+            ns.metadata.deletion_timestamp = Some(
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()),
+            );
+        }
+        ns
+    }
+
+    #[tokio::test]
+    async fn a_namespace_without_a_default_service_account_gets_one() {
+        let (client, log) = fake_api::client(fake_api::echo);
+        reconcile(Arc::new(namespace(false)), Arc::new(Context { client }))
+            .await
+            .unwrap();
+        let creates = fake_api::requests(&log, Method::POST, "/namespaces/team/serviceaccounts");
+        assert_eq!(creates.len(), 1);
+        assert_eq!(creates[0].body["metadata"]["name"], "default");
+    }
+
+    #[tokio::test]
+    async fn a_terminating_namespace_gets_nothing() {
+        let (client, log) = fake_api::client(fake_api::echo);
+        reconcile(Arc::new(namespace(true)), Arc::new(Context { client }))
+            .await
+            .unwrap();
+        assert!(log.lock().unwrap().is_empty());
+    }
+}
