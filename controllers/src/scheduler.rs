@@ -30,6 +30,9 @@ pub struct Context {
     pub recorder: Recorder,
     /// pod uid -> node it was bound to, until the cache shows the binding.
     pub assumed: Mutex<HashMap<String, String>>,
+    /// One scheduling decision at a time (reconciles run concurrently): each
+    /// decision must see the one before it as assumed.
+    pub cycle: tokio::sync::Mutex<()>,
 }
 
 fn waiting_for_us(pod: &Pod) -> bool {
@@ -45,6 +48,24 @@ fn waiting_for_us(pod: &Pod) -> bool {
         )
 }
 
+/// Whether a pod change may have made room: a bound pod finishing or going away.
+fn frees_resources(pod: &Pod) -> bool {
+    let bound = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_name.as_ref())
+        .is_some();
+    let leaving = pod.metadata.deletion_timestamp.is_some()
+        || matches!(
+            pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+            Some("Succeeded" | "Failed")
+        );
+    bound && leaving
+}
+
+/// A pod that frees resources (deletions included, which shared informer
+/// subscriptions do not pass on: hence a watch of its own) sends every pending
+/// pod back for another try.
 pub async fn run(
     client: Client,
     pods: (
@@ -56,24 +77,39 @@ pub async fn run(
         impl futures::Stream<Item = Arc<Node>> + Send + 'static,
     ),
 ) {
+    let client_for_watch = client.clone();
     let context = Arc::new(Context {
         recorder: Recorder::new(client.clone(), "default-scheduler"),
         client,
         pods: pods.0.clone(),
         nodes: nodes.0,
         assumed: Mutex::new(HashMap::new()),
+        cycle: tokio::sync::Mutex::new(()),
     });
     let pod_store = pods.0.clone();
+    let pending = move |store: &Store<Pod>| {
+        store
+            .state()
+            .into_iter()
+            .filter(|p| waiting_for_us(p))
+            .map(|p| ObjectRef::from(p.as_ref()))
+            .collect::<Vec<_>>()
+    };
+    let for_pods = (pod_store.clone(), pending);
     Controller::for_shared_stream(pods.1, pods.0)
+        .watches(
+            Api::<Pod>::all(client_for_watch),
+            kube::runtime::watcher::Config::default(),
+            move |pod: Pod| {
+                if frees_resources(&pod) {
+                    (for_pods.1)(&for_pods.0)
+                } else {
+                    Vec::new()
+                }
+            },
+        )
         // A node appearing or changing may make room: look at every pending pod.
-        .watches_shared_stream(nodes.1, move |_node: Arc<Node>| {
-            pod_store
-                .state()
-                .into_iter()
-                .filter(|p| waiting_for_us(p))
-                .map(|p| ObjectRef::from(p.as_ref()))
-                .collect::<Vec<_>>()
-        })
+        .watches_shared_stream(nodes.1, move |_node: Arc<Node>| pending(&pod_store))
         .run(reconcile, error_policy, context)
         .for_each(|_| async {})
         .await;
@@ -120,25 +156,39 @@ pub async fn reconcile(pod: Arc<Pod>, ctx: Arc<Context>) -> Result<Action, kube:
         return Ok(Action::await_change());
     }
     let uid = pod.uid().unwrap_or_default();
-    if ctx
-        .assumed
-        .lock()
-        .map(|a| a.contains_key(&uid))
-        .unwrap_or(false)
-    {
-        return Ok(Action::await_change());
-    }
     let namespace = pod.namespace().unwrap_or_default();
     let name = pod.name_any();
-    let nodes: Vec<Node> = ctx
-        .nodes
-        .state()
-        .into_iter()
-        .map(Arc::unwrap_or_clone)
-        .collect();
-    let pods = pods_with_assumptions(&ctx);
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
-    match scheduler_logic::schedule(&pod, &nodes, &pods) {
+    // Decide and assume under the cycle lock; bind outside it.
+    let decision = {
+        let _cycle = ctx.cycle.lock().await;
+        if ctx
+            .assumed
+            .lock()
+            .map(|a| a.contains_key(&uid))
+            .unwrap_or(false)
+        {
+            return Ok(Action::await_change());
+        }
+        let nodes: Vec<Node> = ctx
+            .nodes
+            .state()
+            .into_iter()
+            .map(Arc::unwrap_or_clone)
+            .collect();
+        let pods = pods_with_assumptions(&ctx);
+        let decision = scheduler_logic::schedule(&pod, &nodes, &pods);
+        if let (Ok(node), Ok(mut assumed)) = (&decision, ctx.assumed.lock()) {
+            assumed.insert(uid.clone(), node.clone());
+        }
+        decision
+    };
+    let forget = || {
+        if let Ok(mut assumed) = ctx.assumed.lock() {
+            assumed.remove(&uid);
+        }
+    };
+    match decision {
         Ok(node) => {
             let binding = serde_json::json!({
                 "apiVersion": "v1", "kind": "Binding",
@@ -155,9 +205,6 @@ pub async fn reconcile(pod: Arc<Pod>, ctx: Arc<Context>) -> Result<Action, kube:
                 .await
             {
                 Ok(_) => {
-                    if let Ok(mut assumed) = ctx.assumed.lock() {
-                        assumed.insert(uid, node.clone());
-                    }
                     ctx.recorder
                         .publish(
                             pod.as_ref(),
@@ -170,9 +217,13 @@ pub async fn reconcile(pod: Arc<Pod>, ctx: Arc<Context>) -> Result<Action, kube:
                 }
                 // Already bound (by us, through a stale cache) or gone.
                 Err(kube::Error::Api(status)) if status.code == 409 || status.code == 404 => {
+                    forget();
                     Ok(Action::await_change())
                 }
-                Err(error) => Err(error),
+                Err(error) => {
+                    forget();
+                    Err(error)
+                }
             }
         }
         Err(fit) => {
@@ -210,7 +261,14 @@ pub async fn reconcile(pod: Arc<Pod>, ctx: Arc<Context>) -> Result<Action, kube:
                     Err(error) => return Err(error),
                 }
             }
-            Ok(Action::requeue(RETRY_UNSCHEDULABLE))
+            // Room is about to free up while a bound pod terminates (it still
+            // holds its resources until it is gone): look again soon.
+            let leaving = ctx.pods.state().iter().any(|p| frees_resources(p));
+            Ok(Action::requeue(if leaving {
+                Duration::from_secs(1)
+            } else {
+                RETRY_UNSCHEDULABLE
+            }))
         }
     }
 }
@@ -251,6 +309,7 @@ mod tests {
             pods: fake_api::store(pods),
             nodes: fake_api::store(nodes),
             assumed: Mutex::new(HashMap::new()),
+            cycle: tokio::sync::Mutex::new(()),
         };
         (Arc::new(ctx), log)
     }

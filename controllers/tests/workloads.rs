@@ -323,3 +323,64 @@ async fn scheduler_respects_resources_taints_and_selectors() {
     );
     let _ = pods.get("huge").await.map(|p| p.name_any());
 }
+
+/// Freeing room on a node retries pending pods at once, not on the periodic
+/// 15 s retry: the deadline below is shorter than that period on purpose.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_pod_is_scheduled_when_a_bound_pod_frees_room() {
+    let env = env().await;
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), "default");
+    let pod = |name: &str, cpu: &str| -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"containers": [{"name": "c", "image": "i", "resources": {"requests": {"cpu": cpu}}}]}
+        }))
+        .unwrap()
+    };
+    for name in ["big-1", "big-2"] {
+        pods.create(&PostParams::default(), &pod(name, "3500m"))
+            .await
+            .unwrap();
+    }
+    let mut nodes = Vec::new();
+    for name in ["big-1", "big-2"] {
+        let pods = pods.clone();
+        nodes.push(
+            eventually(WAIT, "big pods bound", || {
+                let pods = pods.clone();
+                async move { pods.get(name).await.ok()?.spec?.node_name }
+            })
+            .await,
+        );
+    }
+    // Created together, the two still may not share a 4-cpu node.
+    assert_ne!(nodes[0], nodes[1], "overcommitted: {nodes:?}");
+    pods.create(&PostParams::default(), &pod("waiting", "1"))
+        .await
+        .unwrap();
+    eventually(WAIT, "waiting is unschedulable", || {
+        let pods = pods.clone();
+        async move {
+            let status = pods.get("waiting").await.ok()?.status?;
+            status
+                .conditions?
+                .iter()
+                .any(|c| c.type_ == "PodScheduled" && c.status == "False")
+                .then_some(())
+        }
+    })
+    .await;
+    pods.delete("big-1", &kube::api::DeleteParams::default())
+        .await
+        .unwrap();
+
+    eventually(
+        Duration::from_secs(10),
+        "waiting bound soon after big-1 went",
+        || {
+            let pods = pods.clone();
+            async move { pods.get("waiting").await.ok()?.spec?.node_name }
+        },
+    )
+    .await;
+}
