@@ -404,3 +404,43 @@ async fn embedded_watch_resumes_after_restart() {
     let event = watch.next().await.unwrap().unwrap();
     assert_eq!(event.kv.key, "/t/b");
 }
+
+/// The etcd backend: after etcd restarts on its data, a new store sees the
+/// same revision and a watch resumes from a revision written before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_watch_resumes_after_restart() {
+    let mut etcd = support::Etcd::start();
+    let first = {
+        let store = EtcdStore::connect(std::slice::from_ref(&etcd.endpoint))
+            .await
+            .unwrap();
+        let first = store.create("/t/a", b"1".to_vec()).await.unwrap();
+        store
+            .update("/t/a", b"2".to_vec(), first.mod_revision)
+            .await
+            .unwrap();
+        first
+    };
+    etcd.restart();
+    let store = EtcdStore::connect(std::slice::from_ref(&etcd.endpoint))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.current_revision().await.unwrap(),
+        first.mod_revision + 1
+    );
+    let mut watch = store.watch("/t/", first.mod_revision + 1).await.unwrap();
+    let event = tokio::time::timeout(Duration::from_secs(10), watch.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(event.kv.value, b"2");
+    store.create("/t/b", vec![]).await.unwrap();
+    let event = tokio::time::timeout(Duration::from_secs(10), watch.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(event.kv.key, "/t/b");
+}

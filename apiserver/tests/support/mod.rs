@@ -22,6 +22,8 @@ pub struct Etcd {
     child: Child,
     pub endpoint: String,
     _dir: tempfile::TempDir,
+    command: Vec<std::ffi::OsString>,
+    client_port: u16,
 }
 
 impl Etcd {
@@ -42,12 +44,11 @@ impl Etcd {
         let endpoint = format!("http://127.0.0.1:{client}");
         let peer_url = format!("http://127.0.0.1:{peer}");
         let binary = which_etcd();
-        let log = std::fs::File::create(dir.path().join("etcd.log")).expect("etcd log");
         let mut command = Command::new(binary);
         if unsafe_no_fsync {
             command.arg("--unsafe-no-fsync");
         }
-        let child = command
+        command
             .arg("--name")
             .arg("berth-test")
             .arg("--data-dir")
@@ -61,23 +62,51 @@ impl Etcd {
             .arg("--initial-advertise-peer-urls")
             .arg(&peer_url)
             .arg("--initial-cluster")
-            .arg(format!("berth-test={peer_url}"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start etcd (run scripts/setup.sh to install etcd-server)");
+            .arg(format!("berth-test={peer_url}"));
+        let argv: Vec<std::ffi::OsString> = std::iter::once(command.get_program().to_owned())
+            .chain(command.get_args().map(|a| a.to_owned()))
+            .collect();
+        let child = spawn_logged(&argv, dir.path());
         let etcd = Etcd {
             child,
             endpoint,
             _dir: dir,
+            command: argv,
+            client_port: client,
         };
+        etcd.wait_listening();
+        etcd
+    }
+
+    fn wait_listening(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", client)).is_err() {
+        while std::net::TcpStream::connect(("127.0.0.1", self.client_port)).is_err() {
             assert!(Instant::now() < deadline, "etcd did not start listening");
             std::thread::sleep(Duration::from_millis(50));
         }
-        etcd
     }
+
+    /// Kill etcd and start it again on the same data directory and ports.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn_logged(&self.command, self._dir.path());
+        self.wait_listening();
+    }
+}
+
+fn spawn_logged(argv: &[std::ffi::OsString], dir: &std::path::Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("etcd.log"))
+        .expect("etcd log");
+    Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start etcd (run scripts/setup.sh to install etcd-server)")
 }
 
 fn which_etcd() -> PathBuf {
