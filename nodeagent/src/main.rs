@@ -32,6 +32,23 @@ enum Command {
         #[arg(long, default_value = "/etc/berth/certs.d")]
         registry_config_dir: PathBuf,
     },
+    /// Load images from an archive into the node's image store.
+    Image {
+        #[command(subcommand)]
+        command: ImageCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ImageCommand {
+    /// Import every image in an OCI image archive or a `docker save` tar (optionally gzip/zstd).
+    Import {
+        /// The archive.
+        file: PathBuf,
+        /// Persistent state of the node agent (as `cri --root`).
+        #[arg(long, default_value = "/var/lib/berth")]
+        root: PathBuf,
+    },
 }
 
 #[tokio::main]
@@ -62,9 +79,35 @@ async fn main() {
             .await
             .map_err(|e| e.to_string())
         }
+        Command::Image {
+            command: ImageCommand::Import { file, root },
+        } => import(&file, &root).await,
     };
     if let Err(error) = result {
         eprintln!("berth-nodeagent: {error}");
         std::process::exit(1);
     }
+}
+
+async fn import(file: &std::path::Path, root: &std::path::Path) -> Result<(), String> {
+    let config = berth_nodeagent::cri::CriConfig {
+        root: root.to_path_buf(),
+        state: PathBuf::new(),
+        socket: PathBuf::new(),
+        registry_config_dir: None,
+    };
+    let images = berth_nodeagent::cri::image_manager(&config).map_err(|e| e.to_string())?;
+    let imported = images
+        .import_archive(file)
+        .await
+        .map_err(|e| e.to_string())?;
+    for image in imported {
+        let names = if image.repo_tags.is_empty() {
+            "<none>".to_string()
+        } else {
+            image.repo_tags.join(", ")
+        };
+        println!("imported {} {names}", image.id);
+    }
+    Ok(())
 }

@@ -124,6 +124,15 @@ impl PullAuth {
     }
 }
 
+/// An image found in an archive, its blobs already in the content store.
+struct StagedImage {
+    name: Option<String>,
+    manifest_digest: Option<String>,
+    config_digest: String,
+    /// (digest, media type, size)
+    layers: Vec<(String, String, u64)>,
+}
+
 type PullFuture = Shared<BoxFuture<'static, Result<ImageRecord, ImageError>>>;
 
 pub struct ImageManager {
@@ -496,6 +505,293 @@ impl ImageManager {
         })
         .await
         .map_err(store_error)?
+    }
+
+    /// Load every image in an OCI image archive (an `oci-layout` tar with
+    /// index.json) or a `docker save` tar (manifest.json) into the store.
+    /// Blobs are verified by digest, layers unpacked and checked against the
+    /// config's diff_ids, exactly as for a pull.
+    pub async fn import_archive(
+        self: &Arc<Self>,
+        path: &Path,
+    ) -> Result<Vec<ImageRecord>, ImageError> {
+        let manager = self.clone();
+        let path = path.to_path_buf();
+        let staged = tokio::task::spawn_blocking(move || manager.stage_archive(&path))
+            .await
+            .map_err(store_error)??;
+        let mut records = Vec::new();
+        for image in staged {
+            records.push(self.record_staged(image).await?);
+        }
+        Ok(records)
+    }
+
+    /// Read the archive once: blobs into the content store (by their computed
+    /// digest), small JSON documents kept in memory; then resolve the images.
+    fn stage_archive(&self, path: &Path) -> Result<Vec<StagedImage>, ImageError> {
+        let bad = |message: String| ImageError::Store(format!("{}: {message}", path.display()));
+        let file = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
+        let mut head = [0u8; 4];
+        let n = std::fs::File::open(path)
+            .and_then(|mut f| f.read(&mut head))
+            .unwrap_or(0);
+        let reader: Box<dyn Read> = match Compression::sniff(&head[..n]) {
+            Compression::Gzip => Box::new(flate2::read::GzDecoder::new(file)),
+            Compression::Zstd => {
+                Box::new(zstd::stream::read::Decoder::new(file).map_err(|e| bad(e.to_string()))?)
+            }
+            Compression::None => Box::new(file),
+        };
+        let mut archive = tar::Archive::new(reader);
+        let mut documents: HashMap<String, Vec<u8>> = HashMap::new();
+        let mut blobs: HashMap<String, String> = HashMap::new();
+        for entry in archive.entries().map_err(|e| bad(e.to_string()))? {
+            let mut entry = entry.map_err(|e| bad(e.to_string()))?;
+            if entry.header().entry_type() != tar::EntryType::Regular {
+                continue;
+            }
+            let name = entry
+                .path()
+                .map_err(|e| bad(e.to_string()))?
+                .to_string_lossy()
+                .trim_start_matches("./")
+                .to_string();
+            if name.ends_with(".json") || name == "oci-layout" || name == "repositories" {
+                let mut bytes = Vec::new();
+                entry
+                    .read_to_end(&mut bytes)
+                    .map_err(|e| bad(e.to_string()))?;
+                documents.insert(name, bytes);
+                continue;
+            }
+            // A blob: stream it in, hashing as it goes.
+            let mut ingest = self.content.ingest()?;
+            let mut hasher = Sha256::new();
+            let mut buffer = vec![0u8; 1 << 16];
+            loop {
+                let read = entry.read(&mut buffer).map_err(|e| bad(e.to_string()))?;
+                if read == 0 {
+                    break;
+                }
+                hasher.update(&buffer[..read]);
+                ingest.write(&buffer[..read])?;
+            }
+            let digest = format!("sha256:{}", hex::encode(hasher.finalize()));
+            if let Some(hex) = name.strip_prefix("blobs/sha256/")
+                && digest != format!("sha256:{hex}")
+            {
+                return Err(bad(format!("blob {name} hashes to {digest}")));
+            }
+            self.content.commit(ingest, &digest)?;
+            blobs.insert(name, digest);
+        }
+        let document = |name: &str| -> Result<serde_json::Value, ImageError> {
+            let bytes = match documents.get(name) {
+                Some(bytes) => bytes.clone(),
+                None => match blobs.get(name) {
+                    Some(digest) => self.content.read(digest)?,
+                    None => return Err(bad(format!("{name} is missing"))),
+                },
+            };
+            serde_json::from_slice(&bytes).map_err(|e| bad(format!("{name}: {e}")))
+        };
+        if documents.contains_key("index.json") {
+            let index = document("index.json")?;
+            let mut staged = Vec::new();
+            let mut pending: Vec<(serde_json::Value, Option<String>)> = index["manifests"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|d| (d, None))
+                .collect();
+            while let Some((descriptor, inherited_name)) = pending.pop() {
+                let digest = descriptor["digest"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let name = descriptor["annotations"]["io.containerd.image.name"]
+                    .as_str()
+                    .or(descriptor["annotations"]["org.opencontainers.image.ref.name"].as_str())
+                    .map(str::to_string)
+                    .or(inherited_name);
+                let manifest: serde_json::Value =
+                    serde_json::from_slice(&self.content.read(&digest)?)
+                        .map_err(|e| bad(e.to_string()))?;
+                if let Some(children) = manifest["manifests"].as_array() {
+                    // A nested index: take its linux/amd64 image (or the only one).
+                    let chosen = children
+                        .iter()
+                        .find(|c| {
+                            c["platform"]["os"] == "linux"
+                                && c["platform"]["architecture"] == "amd64"
+                        })
+                        .or(children.first());
+                    if let Some(child) = chosen {
+                        pending.push((child.clone(), name));
+                    }
+                    continue;
+                }
+                staged.push(StagedImage {
+                    name,
+                    manifest_digest: Some(digest),
+                    config_digest: manifest["config"]["digest"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    layers: manifest["layers"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|l| {
+                            (
+                                l["digest"].as_str().unwrap_or_default().to_string(),
+                                l["mediaType"]
+                                    .as_str()
+                                    .unwrap_or("application/vnd.oci.image.layer.v1.tar")
+                                    .to_string(),
+                                l["size"].as_u64().unwrap_or(0),
+                            )
+                        })
+                        .collect(),
+                });
+            }
+            return Ok(staged);
+        }
+        if documents.contains_key("manifest.json") {
+            let manifest = document("manifest.json")?;
+            let mut staged = Vec::new();
+            for image in manifest.as_array().into_iter().flatten() {
+                let config_path = image["Config"].as_str().unwrap_or_default();
+                let config_bytes = match documents.get(config_path) {
+                    Some(bytes) => bytes.clone(),
+                    None => self.content.read(
+                        blobs
+                            .get(config_path)
+                            .ok_or_else(|| bad(format!("{config_path} is missing")))?,
+                    )?,
+                };
+                let config_digest = content::digest_of(&config_bytes);
+                self.content.put(&config_bytes, &config_digest)?;
+                let mut layers = Vec::new();
+                for layer in image["Layers"].as_array().into_iter().flatten() {
+                    let layer_path = layer.as_str().unwrap_or_default();
+                    let digest = blobs
+                        .get(layer_path)
+                        .ok_or_else(|| bad(format!("{layer_path} is missing")))?
+                        .clone();
+                    let size = self.content.size(&digest)?;
+                    // docker save layers are plain tars (sniffed again when unpacked).
+                    layers.push((
+                        digest,
+                        "application/vnd.oci.image.layer.v1.tar".to_string(),
+                        size,
+                    ));
+                }
+                let tags: Vec<String> = image["RepoTags"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|t| t.as_str().map(str::to_string))
+                    .collect();
+                if tags.is_empty() {
+                    staged.push(StagedImage {
+                        name: None,
+                        manifest_digest: None,
+                        config_digest: config_digest.clone(),
+                        layers: layers.clone(),
+                    });
+                }
+                for tag in tags {
+                    staged.push(StagedImage {
+                        name: Some(tag),
+                        manifest_digest: None,
+                        config_digest: config_digest.clone(),
+                        layers: layers.clone(),
+                    });
+                }
+            }
+            return Ok(staged);
+        }
+        Err(bad(
+            "neither an OCI image archive (index.json) nor a docker save archive (manifest.json)"
+                .into(),
+        ))
+    }
+
+    async fn record_staged(&self, image: StagedImage) -> Result<ImageRecord, ImageError> {
+        let config_bytes = self.content.read(&image.config_digest)?;
+        let config: serde_json::Value =
+            serde_json::from_slice(&config_bytes).map_err(store_error)?;
+        let diff_ids = strings(config.pointer("/rootfs/diff_ids"));
+        if diff_ids.len() != image.layers.len() {
+            return Err(store_error(format!(
+                "image config lists {} layers, manifest {}",
+                diff_ids.len(),
+                image.layers.len()
+            )));
+        }
+        let mut layers = Vec::new();
+        for ((digest, media_type, size), diff_id) in image.layers.iter().zip(&diff_ids) {
+            // Sniff rather than trust a docker save "tar" that may be compressed.
+            let media_type = if media_type.ends_with(".tar") || media_type.ends_with("v1.tar") {
+                let mut head = [0u8; 4];
+                let n = std::fs::File::open(self.content.path(digest)?)
+                    .and_then(|mut f| f.read(&mut head))
+                    .unwrap_or(0);
+                match Compression::sniff(&head[..n]) {
+                    Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip".to_string(),
+                    Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd".to_string(),
+                    Compression::None => media_type.clone(),
+                }
+            } else {
+                media_type.clone()
+            };
+            self.unpack_layer(digest, &media_type, diff_id).await?;
+            layers.push(LayerRecord {
+                digest: digest.clone(),
+                diff_id: diff_id.clone(),
+                media_type,
+                size: *size,
+            });
+        }
+        let reference = image.name.as_deref().and_then(|n| Reference::parse(n).ok());
+        let mut images = self.images.lock().map_err(store_error)?;
+        let tag = reference
+            .as_ref()
+            .filter(|r| r.tag.is_some())
+            .map(|r| r.to_string_full());
+        if let Some(tag) = &tag {
+            for other in images.values_mut() {
+                other.repo_tags.retain(|t| t != tag);
+            }
+        }
+        let record = images
+            .entry(image.config_digest.clone())
+            .or_insert_with(|| ImageRecord {
+                id: image.config_digest.clone(),
+                repo_tags: vec![],
+                repo_digests: vec![],
+                layers: layers.clone(),
+                config: parse_config(&config),
+                size: layers.iter().map(|l| l.size).sum(),
+                pinned: false,
+            });
+        if let Some(tag) = tag
+            && !record.repo_tags.contains(&tag)
+        {
+            record.repo_tags.push(tag);
+        }
+        if let (Some(reference), Some(digest)) = (&reference, &image.manifest_digest) {
+            let repo_digest = reference.with_digest(digest);
+            if !record.repo_digests.contains(&repo_digest) {
+                record.repo_digests.push(repo_digest);
+            }
+        }
+        let record = record.clone();
+        self.save(&images)?;
+        Ok(record)
     }
 
     /// Remove an image record; its blobs and layers go when no image uses them.

@@ -1096,6 +1096,66 @@ impl TestImage {
         self.format.manifest()
     }
 
+    /// Write this image as an OCI image archive (oci-layout, index.json naming
+    /// it `name`, blobs/sha256/...), as `docker buildx --output type=oci` or
+    /// `skopeo copy oci-archive:` make.
+    pub fn write_oci_archive(&self, path: &Path, name: &str) {
+        let config = self.config_json(Architecture::Amd64);
+        let manifest = self.manifest_json(&config);
+        let index = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [{
+                "mediaType": self.format.manifest(),
+                "digest": sha256_digest(&manifest),
+                "size": manifest.len(),
+                "annotations": {"io.containerd.image.name": name, "org.opencontainers.image.ref.name": name},
+            }],
+        }))
+        .expect("serialise an index");
+        let mut files: Vec<(String, Vec<u8>)> = vec![
+            (
+                "oci-layout".into(),
+                br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
+            ),
+            ("index.json".into(), index),
+        ];
+        for blob in [config, manifest]
+            .into_iter()
+            .chain(self.layers.iter().map(|l| l.blob.clone()))
+        {
+            let digest = sha256_digest(&blob);
+            files.push((
+                format!("blobs/sha256/{}", digest.trim_start_matches("sha256:")),
+                blob,
+            ));
+        }
+        write_archive(path, &files);
+    }
+
+    /// Write this image as `docker save` does (manifest.json with RepoTags,
+    /// <config>.json, <layer>/layer.tar uncompressed).
+    pub fn write_docker_archive(&self, path: &Path, tag: &str) {
+        let config = self.config_json(Architecture::Amd64);
+        let config_name = format!(
+            "{}.json",
+            sha256_digest(&config).trim_start_matches("sha256:")
+        );
+        let mut files: Vec<(String, Vec<u8>)> = vec![(config_name.clone(), config)];
+        let mut layer_paths = Vec::new();
+        for layer in &self.layers {
+            let path = format!("{}/layer.tar", layer.diff_id.trim_start_matches("sha256:"));
+            files.push((path.clone(), layer.tar.clone()));
+            layer_paths.push(path);
+        }
+        let manifest = serde_json::to_vec(
+            &json!([{"Config": config_name, "RepoTags": [tag], "Layers": layer_paths}]),
+        )
+        .expect("serialise manifest.json");
+        files.push(("manifest.json".into(), manifest));
+        write_archive(path, &files);
+    }
+
     fn config_json(&self, architecture: Architecture) -> Vec<u8> {
         let mut config = self.config.clone();
         if let Architecture::Arm64 = architecture {
@@ -1144,4 +1204,21 @@ impl TestImage {
         }))
         .expect("serialise a manifest")
     }
+}
+
+/// A plain tar of `files` (name, contents) with fixed metadata.
+fn write_archive(path: &Path, files: &[(String, Vec<u8>)]) {
+    let mut builder = tar::Builder::new(std::fs::File::create(path).expect("create archive"));
+    for (name, contents) in files {
+        let mut header = tar::Header::new_ustar();
+        header.set_path(name).expect("archive entry name");
+        header.set_size(contents.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(1_700_000_000);
+        header.set_cksum();
+        builder
+            .append(&header, contents.as_slice())
+            .expect("append to archive");
+    }
+    builder.finish().expect("finish archive");
 }
