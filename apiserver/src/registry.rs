@@ -206,6 +206,23 @@ fn conflict(resource: &Resource, name: &str) -> ApiError {
     }
 }
 
+/// A write or delete that names a uid the object no longer has (it was
+/// deleted and recreated under the same name).
+fn uid_precondition_failed(
+    resource: &Resource,
+    name: &str,
+    uid: &str,
+    current: &Value,
+) -> ApiError {
+    ApiError::Conflict {
+        subject: subject(resource, name),
+        message: format!(
+            "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+            string_at(current, "/metadata/uid").unwrap_or("")
+        ),
+    }
+}
+
 fn invalid(resource: &Resource, name: &str, causes: Vec<Cause>) -> ApiError {
     ApiError::Invalid {
         subject: subject(resource, name),
@@ -933,13 +950,7 @@ impl Registry {
             if let Some(uid) = string_at(&new, "/metadata/uid")
                 && Some(uid) != string_at(&current, "/metadata/uid")
             {
-                return Err(ApiError::Conflict {
-                    subject: subject(resource, name),
-                    message: format!(
-                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                        string_at(&current, "/metadata/uid").unwrap_or("")
-                    ),
-                });
+                return Err(uid_precondition_failed(resource, name, uid, &current));
             }
             new = merge_server_fields(resource, &current, new, subresource);
             validation::default_object(resource.group, resource.kind, &mut new);
@@ -1031,13 +1042,7 @@ impl Registry {
             if let Some(uid) = options.precondition_uid.as_deref()
                 && Some(uid) != string_at(&current, "/metadata/uid")
             {
-                return Err(ApiError::Conflict {
-                    subject: subject(resource, name),
-                    message: format!(
-                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                        string_at(&current, "/metadata/uid").unwrap_or("")
-                    ),
-                });
+                return Err(uid_precondition_failed(resource, name, uid, &current));
             }
             if let Some(rv) = options.precondition_resource_version.as_deref()
                 && rv != kv.mod_revision.to_string()
