@@ -848,6 +848,22 @@ impl Registry {
         Ok(())
     }
 
+    /// The stored object at `key` with its store record; 404 when absent.
+    async fn load(
+        &self,
+        resource: &Resource,
+        key: &str,
+        name: &str,
+    ) -> Result<(KeyValue, Value), ApiError> {
+        let kv = self
+            .store
+            .get(key)
+            .await?
+            .ok_or_else(|| not_found(resource, name))?;
+        let current = decode(&kv)?;
+        Ok((kv, current))
+    }
+
     /// Apply a patch of the given type.
     pub async fn patch(
         &self,
@@ -933,12 +949,7 @@ impl Registry {
         // As kube-apiserver's GuaranteedUpdate: an unpinned write retries until
         // it wins; a pinned one returns its conflict at once.
         loop {
-            let kv = self
-                .store
-                .get(&key)
-                .await?
-                .ok_or_else(|| not_found(resource, name))?;
-            let current = decode(&kv)?;
+            let (kv, current) = self.load(resource, &key, name).await?;
             let mut new = make(&current)?;
             self.check_identity(resource, namespace, name, &new)?;
             let pinned = string_at(&new, "/metadata/resourceVersion").map(str::to_string);
@@ -1033,12 +1044,7 @@ impl Registry {
         // As kube-apiserver's GuaranteedUpdate: an unpinned write retries until
         // it wins; a pinned one returns its conflict at once.
         loop {
-            let kv = self
-                .store
-                .get(&key)
-                .await?
-                .ok_or_else(|| not_found(resource, name))?;
-            let current = decode(&kv)?;
+            let (kv, current) = self.load(resource, &key, name).await?;
             if let Some(uid) = options.precondition_uid.as_deref()
                 && Some(uid) != string_at(&current, "/metadata/uid")
             {

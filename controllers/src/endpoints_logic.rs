@@ -625,6 +625,13 @@ mod tests {
         fn spec_mut(&mut self) -> &mut ServiceSpec;
         fn port(self, name: &str, port: i32, target: Option<IntOrString>) -> Self;
         fn udp_port(self, name: &str, port: i32, target: Option<IntOrString>) -> Self;
+        fn port_with_protocol(
+            self,
+            name: &str,
+            port: i32,
+            target: Option<IntOrString>,
+            protocol: &str,
+        ) -> Self;
         fn headless(self) -> Self;
         fn without_selector(self) -> Self;
         fn publish_not_ready(self) -> Self;
@@ -634,20 +641,19 @@ mod tests {
         fn spec_mut(&mut self) -> &mut ServiceSpec {
             self.spec.get_or_insert_with(ServiceSpec::default)
         }
-        fn port(mut self, name: &str, port: i32, target: Option<IntOrString>) -> Self {
-            self.spec_mut()
-                .ports
-                .get_or_insert_with(Vec::new)
-                .push(ServicePort {
-                    name: (!name.is_empty()).then(|| name.to_string()),
-                    port,
-                    target_port: target,
-                    protocol: Some("TCP".to_string()),
-                    ..ServicePort::default()
-                });
-            self
+        fn port(self, name: &str, port: i32, target: Option<IntOrString>) -> Self {
+            self.port_with_protocol(name, port, target, "TCP")
         }
-        fn udp_port(mut self, name: &str, port: i32, target: Option<IntOrString>) -> Self {
+        fn udp_port(self, name: &str, port: i32, target: Option<IntOrString>) -> Self {
+            self.port_with_protocol(name, port, target, "UDP")
+        }
+        fn port_with_protocol(
+            mut self,
+            name: &str,
+            port: i32,
+            target: Option<IntOrString>,
+            protocol: &str,
+        ) -> Self {
             self.spec_mut()
                 .ports
                 .get_or_insert_with(Vec::new)
@@ -655,7 +661,7 @@ mod tests {
                     name: (!name.is_empty()).then(|| name.to_string()),
                     port,
                     target_port: target,
-                    protocol: Some("UDP".to_string()),
+                    protocol: Some(protocol.to_string()),
                     ..ServicePort::default()
                 });
             self
