@@ -12,6 +12,8 @@ packages=(
   docker-registry    # local OCI registry for image tests
   busybox-static     # the tests build their images from it
   iproute2           # network namespaces, links, routes
+  runc               # the CRI runtime benchmark compares against runc and crun
+  crun
   git                # gitops tests
   ca-certificates
   curl               # demo script readiness checks

@@ -1,4 +1,6 @@
-//! `berth-nodeagent`: parses flags and runs the CRI server, or loads images.
+//! `berth-nodeagent`: parses flags and runs the CRI server, loads images, or
+//! (re-executed by the agent itself) runs as a container's shim or as the
+//! helper that starts a process inside a container.
 
 use std::path::PathBuf;
 
@@ -19,10 +21,10 @@ struct Flags {
 enum Command {
     /// Run the CRI (runtime.v1) server alone.
     Cri {
-        /// Persistent state: content store, unpacked layers, image records.
+        /// Persistent state: content store, unpacked layers, image records, writable container layers.
         #[arg(long, default_value = "/var/lib/berth")]
         root: PathBuf,
-        /// State that dies with the machine: sockets.
+        /// State that dies with the machine: sandbox and container records, namespaces, bundles.
         #[arg(long, default_value = "/run/berth")]
         state: PathBuf,
         /// The CRI unix socket.
@@ -31,11 +33,44 @@ enum Command {
         /// containerd-style registry configuration: <DIR>/<host>/hosts.toml.
         #[arg(long, default_value = "/etc/berth/certs.d")]
         registry_config_dir: PathBuf,
+        /// Parent cgroup of pod sandboxes whose config names none.
+        #[arg(long, default_value = "berth")]
+        cgroup_root: String,
     },
     /// Load images from an archive into the node's image store.
     Image {
         #[command(subcommand)]
         command: ImageCommand,
+    },
+    /// Run an OCI bundle in the foreground, as `runc run` does (used by the
+    /// runtime benchmark; the CRI server runs containers under shims).
+    Oci {
+        #[command(subcommand)]
+        command: OciCommand,
+    },
+    /// Internal: a container's shim, started by the CRI server.
+    #[command(hide = true)]
+    Shim {
+        #[arg(long)]
+        bundle: PathBuf,
+        #[arg(long)]
+        state_dir: PathBuf,
+        #[arg(long)]
+        log: PathBuf,
+        #[arg(long)]
+        stdin: bool,
+    },
+    /// Internal: run a command inside a running container.
+    #[command(hide = true)]
+    Nsexec {
+        #[arg(long)]
+        bundle: PathBuf,
+        #[arg(long)]
+        pid: i32,
+        #[arg(long)]
+        tty: bool,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
     },
 }
 
@@ -51,30 +86,91 @@ enum ImageCommand {
     },
 }
 
-#[tokio::main]
-async fn main() {
+#[derive(Subcommand, Debug)]
+enum OciCommand {
+    /// Create, start and wait for the container of a bundle; exits with its code.
+    Run {
+        /// The bundle directory (config.json and the rootfs it names).
+        #[arg(long, default_value = ".")]
+        bundle: PathBuf,
+    },
+}
+
+fn main() {
     let flags = Flags::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&flags.log_level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-    let result = match flags.command {
+    // Shim, nsexec and oci fork and set namespaces: they must stay
+    // single-threaded, so they run before (and without) any async runtime.
+    match flags.command {
+        Command::Shim {
+            bundle,
+            state_dir,
+            log,
+            stdin,
+        } => std::process::exit(berth_nodeagent::container::shim::run(
+            berth_nodeagent::container::shim::ShimOptions {
+                bundle,
+                state_dir,
+                log_path: log,
+                stdin,
+            },
+        )),
+        Command::Nsexec {
+            bundle,
+            pid,
+            tty,
+            command,
+        } => std::process::exit(berth_nodeagent::container::exec::run(
+            &bundle, pid, &command, tty,
+        )),
+        Command::Oci {
+            command: OciCommand::Run { bundle },
+        } => match berth_nodeagent::container::run_foreground(&bundle) {
+            Ok(code) => std::process::exit(code),
+            Err(e) => fail(&e.to_string()),
+        },
+        command => {
+            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&flags.log_level));
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .init();
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(r) => r,
+                Err(e) => fail(&format!("starting the async runtime: {e}")),
+            };
+            if let Err(error) = runtime.block_on(run(command)) {
+                fail(&error);
+            }
+        }
+    }
+}
+
+fn fail(message: &str) -> ! {
+    eprintln!("berth-nodeagent: {message}");
+    std::process::exit(1);
+}
+
+async fn run(command: Command) -> Result<(), String> {
+    match command {
         Command::Cri {
             root,
             state,
             socket,
             registry_config_dir,
+            cgroup_root,
         } => {
-            let config = berth_nodeagent::cri::CriConfig {
-                root,
-                state,
-                socket,
-                registry_config_dir: Some(registry_config_dir),
-            };
+            let mut config = berth_nodeagent::cri::CriConfig::new(root, state, socket);
+            config.registry_config_dir = Some(registry_config_dir);
+            config.cgroup_root = cgroup_root;
             berth_nodeagent::cri::serve(config, async {
-                let _ = tokio::signal::ctrl_c().await;
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                        .expect("SIGTERM handler");
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
             })
             .await
             .map_err(|e| e.to_string())
@@ -82,20 +178,13 @@ async fn main() {
         Command::Image {
             command: ImageCommand::Import { file, root },
         } => import(&file, &root).await,
-    };
-    if let Err(error) = result {
-        eprintln!("berth-nodeagent: {error}");
-        std::process::exit(1);
+        _ => unreachable!("handled before the async runtime starts"),
     }
 }
 
 async fn import(file: &std::path::Path, root: &std::path::Path) -> Result<(), String> {
-    let config = berth_nodeagent::cri::CriConfig {
-        root: root.to_path_buf(),
-        state: PathBuf::new(),
-        socket: PathBuf::new(),
-        registry_config_dir: None,
-    };
+    let config =
+        berth_nodeagent::cri::CriConfig::new(root.to_path_buf(), PathBuf::new(), PathBuf::new());
     let images = berth_nodeagent::cri::image_manager(&config).map_err(|e| e.to_string())?;
     let imported = images
         .import_archive(file)

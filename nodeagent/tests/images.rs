@@ -30,12 +30,11 @@ impl Drop for Node {
 async fn node() -> (Node, ImageServiceClient<Channel>) {
     let root = tempfile::tempdir().unwrap();
     let socket = root.path().join("run/cri.sock");
-    let config = berth_nodeagent::cri::CriConfig {
-        root: root.path().join("lib"),
-        state: root.path().join("run"),
-        socket: socket.clone(),
-        registry_config_dir: None,
-    };
+    let config = berth_nodeagent::cri::CriConfig::new(
+        root.path().join("lib"),
+        root.path().join("run"),
+        socket.clone(),
+    );
     let server = tokio::spawn(async move {
         berth_nodeagent::cri::serve(config, std::future::pending())
             .await

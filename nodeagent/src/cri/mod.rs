@@ -1,8 +1,8 @@
-//! The CRI (runtime.v1) gRPC server on a unix socket. Today it serves the
-//! ImageService; the RuntimeService (sandboxes and containers) is the next
-//! part of the CRI runtime issue and will be served from the same socket.
+//! The CRI (runtime.v1) gRPC server on a unix socket: the ImageService and
+//! the RuntimeService on one socket, as kubelet and crictl expect.
 
 pub mod image_service;
+pub mod runtime_service;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,6 +11,8 @@ use tokio_stream::wrappers::UnixListenerStream;
 
 use crate::image::ImageManager;
 use crate::image::hosts::RegistryConfig;
+use crate::runtime::network::LoopbackOnly;
+use crate::runtime::{Runtime, RuntimeConfig};
 
 #[derive(Debug, Clone)]
 pub struct CriConfig {
@@ -21,6 +23,24 @@ pub struct CriConfig {
     pub socket: PathBuf,
     /// containerd-style `<host>/hosts.toml` directory for registry settings.
     pub registry_config_dir: Option<PathBuf>,
+    /// The binary run as each container's shim; this executable by default.
+    pub shim_binary: Option<PathBuf>,
+    /// Parent cgroup of sandboxes that name none.
+    pub cgroup_root: String,
+}
+
+impl CriConfig {
+    /// Defaults for everything but the three paths.
+    pub fn new(root: PathBuf, state: PathBuf, socket: PathBuf) -> Self {
+        CriConfig {
+            root,
+            state,
+            socket,
+            registry_config_dir: None,
+            shim_binary: None,
+            cgroup_root: "berth".into(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +63,25 @@ pub fn image_manager(config: &CriConfig) -> Result<Arc<ImageManager>, CriError> 
         _ => RegistryConfig::default(),
     };
     ImageManager::open(&config.root.join("images"), registries)
+        .map_err(|e| CriError::Setup(e.to_string()))
+}
+
+/// The runtime for a configuration, with its state recovered from disk.
+pub fn runtime(config: &CriConfig, images: Arc<ImageManager>) -> Result<Arc<Runtime>, CriError> {
+    let shim_binary = match &config.shim_binary {
+        Some(path) => path.clone(),
+        None => std::env::current_exe().map_err(|source| CriError::Io {
+            context: "finding the agent binary for shims".into(),
+            source,
+        })?,
+    };
+    let runtime_config = RuntimeConfig {
+        root: config.root.clone(),
+        state: config.state.clone(),
+        shim_binary,
+        cgroup_root: config.cgroup_root.clone(),
+    };
+    Runtime::open(runtime_config, images, Arc::new(LoopbackOnly))
         .map_err(|e| CriError::Setup(e.to_string()))
 }
 
@@ -70,13 +109,16 @@ pub async fn serve(
 ) -> Result<(), CriError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let images = image_manager(&config)?;
+    let runtime = runtime(&config, images.clone())?;
     let listener = bind(&config.socket)?;
     tracing::info!(socket = %config.socket.display(), root = %config.root.display(), "CRI server listening");
     let image_service = image_service::ImageService { images };
+    let runtime_service = runtime_service::RuntimeService { runtime };
     tonic::transport::Server::builder()
         .add_service(proto::cri::image_service_server::ImageServiceServer::new(
             image_service,
         ))
+        .add_service(proto::cri::runtime_service_server::RuntimeServiceServer::new(runtime_service))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
         .await
         .map_err(|e| CriError::Setup(format!("CRI server: {e}")))?;

@@ -1,0 +1,361 @@
+//! RunPodSandbox, StopPodSandbox, RemovePodSandbox, PodSandboxStatus and
+//! ListPodSandbox over the runtime core.
+
+use std::collections::HashMap;
+
+use proto::cri;
+
+use super::sandbox::{self, NamespaceChoice};
+use super::{
+    Runtime, RuntimeError, SandboxEntry, SandboxRecord, encode, labels_match, new_id, now_nanos,
+    write_record,
+};
+
+fn namespace_mode(config: &cri::PodSandboxConfig) -> cri::NamespaceOption {
+    config
+        .linux
+        .as_ref()
+        .and_then(|l| l.security_context.as_ref())
+        .and_then(|s| s.namespace_options.clone())
+        .unwrap_or_default()
+}
+
+fn is_node(mode: i32) -> bool {
+    mode == cri::NamespaceMode::Node as i32
+}
+
+impl Runtime {
+    pub async fn run_pod_sandbox(
+        &self,
+        config: cri::PodSandboxConfig,
+        runtime_handler: String,
+    ) -> Result<String, RuntimeError> {
+        let metadata = config.metadata.clone().ok_or_else(|| {
+            RuntimeError::InvalidArgument("sandbox config has no metadata".into())
+        })?;
+        if metadata.name.is_empty() || metadata.namespace.is_empty() || metadata.uid.is_empty() {
+            return Err(RuntimeError::InvalidArgument(
+                "sandbox metadata needs a name, namespace and uid".into(),
+            ));
+        }
+        if !runtime_handler.is_empty() && runtime_handler != "berth" {
+            return Err(RuntimeError::InvalidArgument(format!(
+                "unknown runtime handler {runtime_handler:?}"
+            )));
+        }
+        let name_lock = self
+            .locks
+            .lock(&format!(
+                "sandbox-name/{}/{}/{}/{}",
+                metadata.name, metadata.namespace, metadata.uid, metadata.attempt
+            ))
+            .await;
+        if let Some(existing) = self
+            .sandboxes
+            .lock()
+            .expect("sandboxes")
+            .values()
+            .find(|e| e.config.metadata.as_ref() == Some(&metadata))
+        {
+            return Err(RuntimeError::AlreadyExists(format!(
+                "pod sandbox {}_{}_{}_{} is reserved for {}",
+                metadata.name,
+                metadata.namespace,
+                metadata.uid,
+                metadata.attempt,
+                existing.record.id
+            )));
+        }
+        let modes = namespace_mode(&config);
+        let id = new_id();
+        let dir = self.sandbox_dir(&id);
+        let choice = NamespaceChoice {
+            net: !is_node(modes.network),
+            ipc: !is_node(modes.ipc),
+            uts: !is_node(modes.network),
+        };
+        let mut record = SandboxRecord {
+            id: id.clone(),
+            created_at: now_nanos(),
+            ready: true,
+            ip: None,
+            own_net: choice.net,
+            own_ipc: choice.ipc,
+            own_uts: choice.uts,
+            own_pid: !is_node(modes.pid),
+            runtime_handler,
+            config: encode(&config),
+        };
+        let network = self.network.clone();
+        let setup = {
+            let dir = dir.clone();
+            let config = config.clone();
+            let id = id.clone();
+            tokio::task::spawn_blocking(move || -> Result<Option<String>, String> {
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| format!("creating {}: {e}", dir.display()))?;
+                sandbox::create_namespaces(&dir, choice, &config.hostname)?;
+                let ip = if choice.net {
+                    network.setup(&id, &sandbox::ns_path(&dir, "net"), &config)?
+                } else {
+                    None
+                };
+                if choice.ipc {
+                    sandbox::mount_shm(&dir)?;
+                }
+                let hostname = if config.hostname.is_empty() {
+                    nix::unistd::gethostname()
+                        .map(|h| h.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                } else {
+                    config.hostname.clone()
+                };
+                let write = |name: &str, text: &str| {
+                    std::fs::write(dir.join(name), text).map_err(|e| format!("writing {name}: {e}"))
+                };
+                write("hostname", &format!("{hostname}\n"))?;
+                write("hosts", &sandbox::hosts_file(&hostname, ip.as_deref()))?;
+                write(
+                    "resolv.conf",
+                    &sandbox::resolv_conf(config.dns_config.as_ref()),
+                )?;
+                Ok(ip)
+            })
+        };
+        let result = match setup.await {
+            Ok(Ok(ip)) => {
+                record.ip = ip;
+                write_record(&dir.join("sandbox.json"), &record)
+            }
+            Ok(Err(e)) => Err(RuntimeError::Internal(format!("creating pod sandbox: {e}"))),
+            Err(e) => Err(RuntimeError::Internal(format!("creating pod sandbox: {e}"))),
+        };
+        if let Err(e) = result {
+            let network = self.network.clone();
+            let cleanup_dir = dir.clone();
+            let cleanup_id = id.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                if choice.net {
+                    let _ = network.teardown(&cleanup_id, &sandbox::ns_path(&cleanup_dir, "net"));
+                }
+                let _ = sandbox::release(&cleanup_dir);
+                let _ = std::fs::remove_dir_all(&cleanup_dir);
+            })
+            .await;
+            return Err(e);
+        }
+        tracing::info!(sandbox = %id, pod = %format!("{}/{}", metadata.namespace, metadata.name), "pod sandbox ready");
+        self.sandboxes
+            .lock()
+            .expect("sandboxes")
+            .insert(id.clone(), SandboxEntry { record, config });
+        drop(name_lock);
+        Ok(id)
+    }
+
+    pub async fn stop_pod_sandbox(&self, id: &str) -> Result<(), RuntimeError> {
+        let entry = match self.sandbox(id) {
+            Ok(e) => e,
+            // Stopping what is gone is done.
+            Err(RuntimeError::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let id = entry.record.id.clone();
+        for container in self.container_ids_of(&id) {
+            self.stop_container(&container, 0).await?;
+        }
+        let _guard = self.locks.lock(&id).await;
+        let dir = self.sandbox_dir(&id);
+        let network = self.network.clone();
+        let own_net = entry.record.own_net;
+        let sandbox_id = id.clone();
+        tokio::task::spawn_blocking(move || -> Result<(), String> {
+            if own_net {
+                network.teardown(&sandbox_id, &sandbox::ns_path(&dir, "net"))?;
+            }
+            sandbox::release(&dir)
+        })
+        .await
+        .map_err(|e| RuntimeError::Internal(e.to_string()))?
+        .map_err(|e| RuntimeError::Internal(format!("stopping pod sandbox: {e}")))?;
+        let mut record = entry.record.clone();
+        if record.ready {
+            record.ready = false;
+            write_record(&self.sandbox_dir(&id).join("sandbox.json"), &record)?;
+            if let Some(e) = self.sandboxes.lock().expect("sandboxes").get_mut(&id) {
+                e.record.ready = false;
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn remove_pod_sandbox(&self, id: &str) -> Result<(), RuntimeError> {
+        let entry = match self.sandbox(id) {
+            Ok(e) => e,
+            Err(RuntimeError::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let id = entry.record.id.clone();
+        for container in self.container_ids_of(&id) {
+            self.remove_container(&container).await?;
+        }
+        self.stop_pod_sandbox(&id).await?;
+        let _guard = self.locks.lock(&id).await;
+        let dir = self.sandbox_dir(&id);
+        tokio::task::spawn_blocking(move || {
+            sandbox::release(&dir)?;
+            match std::fs::remove_dir_all(&dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(format!("removing {}: {e}", dir.display()))
+                }
+                _ => Ok(()),
+            }
+        })
+        .await
+        .map_err(|e| RuntimeError::Internal(e.to_string()))?
+        .map_err(RuntimeError::Internal)?;
+        self.sandboxes.lock().expect("sandboxes").remove(&id);
+        self.locks.forget(&id);
+        tracing::info!(sandbox = %id, "pod sandbox removed");
+        Ok(())
+    }
+
+    fn container_ids_of(&self, sandbox_id: &str) -> Vec<String> {
+        self.containers
+            .lock()
+            .expect("containers")
+            .values()
+            .filter(|c| c.record.sandbox_id == sandbox_id)
+            .map(|c| c.record.id.clone())
+            .collect()
+    }
+
+    fn sandbox_state(entry: &SandboxEntry) -> i32 {
+        if entry.record.ready {
+            cri::PodSandboxState::SandboxReady as i32
+        } else {
+            cri::PodSandboxState::SandboxNotready as i32
+        }
+    }
+
+    pub fn pod_sandbox_status(
+        &self,
+        id: &str,
+        verbose: bool,
+    ) -> Result<(cri::PodSandboxStatus, HashMap<String, String>), RuntimeError> {
+        let entry = self.sandbox(id)?;
+        let record = &entry.record;
+        let options = namespace_mode(&entry.config);
+        let status = cri::PodSandboxStatus {
+            id: record.id.clone(),
+            metadata: entry.config.metadata.clone(),
+            state: Self::sandbox_state(&entry),
+            created_at: record.created_at,
+            network: Some(cri::PodSandboxNetworkStatus {
+                ip: record.ip.clone().unwrap_or_default(),
+                additional_ips: Vec::new(),
+            }),
+            linux: Some(cri::LinuxPodSandboxStatus {
+                namespaces: Some(cri::Namespace {
+                    options: Some(options),
+                }),
+            }),
+            labels: entry.config.labels.clone(),
+            annotations: entry.config.annotations.clone(),
+            runtime_handler: record.runtime_handler.clone(),
+        };
+        let mut info = HashMap::new();
+        if verbose {
+            let dir = self.sandbox_dir(&record.id);
+            let netns = record
+                .own_net
+                .then(|| sandbox::ns_path(&dir, "net").display().to_string());
+            info.insert(
+                "info".to_string(),
+                serde_json::json!({
+                    "netNamespacePath": netns,
+                    "portMappings": entry.config.port_mappings.iter().map(|p| serde_json::json!({
+                        "protocol": cri::Protocol::try_from(p.protocol).map(|p| p.as_str_name()).unwrap_or("TCP"),
+                        "containerPort": p.container_port,
+                        "hostPort": p.host_port,
+                        "hostIp": p.host_ip,
+                    })).collect::<Vec<_>>(),
+                    "cgroupParent": entry.config.linux.as_ref().map(|l| l.cgroup_parent.clone()),
+                })
+                .to_string(),
+            );
+        }
+        Ok((status, info))
+    }
+
+    pub fn list_pod_sandbox(&self, filter: Option<&cri::PodSandboxFilter>) -> Vec<cri::PodSandbox> {
+        let sandboxes = self.sandboxes.lock().expect("sandboxes");
+        let mut out: Vec<cri::PodSandbox> = sandboxes
+            .values()
+            .filter(|e| match filter {
+                None => true,
+                Some(f) => {
+                    (f.id.is_empty() || e.record.id.starts_with(&f.id))
+                        && f.state
+                            .as_ref()
+                            .is_none_or(|s| s.state == Self::sandbox_state(e))
+                        && labels_match(&e.config.labels, &f.label_selector)
+                }
+            })
+            .map(|e| cri::PodSandbox {
+                id: e.record.id.clone(),
+                metadata: e.config.metadata.clone(),
+                state: Self::sandbox_state(e),
+                created_at: e.record.created_at,
+                labels: e.config.labels.clone(),
+                annotations: e.config.annotations.clone(),
+                runtime_handler: e.record.runtime_handler.clone(),
+            })
+            .collect();
+        out.sort_by_key(|s| s.created_at);
+        out
+    }
+
+    /// The namespaces and files a sandbox gives its containers.
+    pub(super) fn sandbox_context(&self, entry: &SandboxEntry) -> super::spec::SandboxContext {
+        let dir = self.sandbox_dir(&entry.record.id);
+        let r = &entry.record;
+        super::spec::SandboxContext {
+            hostname: std::fs::read_to_string(dir.join("hostname"))
+                .map(|h| h.trim().to_string())
+                .unwrap_or_default(),
+            net: r.own_net.then(|| sandbox::ns_path(&dir, "net")),
+            ipc: r.own_ipc.then(|| sandbox::ns_path(&dir, "ipc")),
+            uts: r.own_uts.then(|| sandbox::ns_path(&dir, "uts")),
+            own_pid_namespace: r.own_pid,
+            hostname_file: dir.join("hostname"),
+            hosts_file: dir.join("hosts"),
+            resolv_file: dir.join("resolv.conf"),
+            shm: r.own_ipc.then(|| dir.join("shm")),
+            sysctls: entry
+                .config
+                .linux
+                .as_ref()
+                .map(|l| l.sysctls.clone().into_iter().collect())
+                .unwrap_or_default(),
+        }
+    }
+
+    pub(super) fn sandbox_cgroup_parent(&self, entry: &SandboxEntry) -> String {
+        let parent = entry
+            .config
+            .linux
+            .as_ref()
+            .map(|l| l.cgroup_parent.clone())
+            .unwrap_or_default();
+        if parent.is_empty() {
+            format!(
+                "/{}/{}",
+                self.config.cgroup_root.trim_matches('/'),
+                entry.record.id
+            )
+        } else {
+            parent
+        }
+    }
+}
