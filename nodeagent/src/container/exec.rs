@@ -28,7 +28,7 @@ pub fn run(bundle: &Path, pid: i32, args: &[String], tty: bool) -> i32 {
         Ok(code) => code,
         Err(e) => {
             eprintln!("{e}");
-            if e.contains("not found") { 127 } else { 126 }
+            failure_code(&e)
         }
     }
 }
@@ -70,11 +70,7 @@ fn enter(bundle: &Path, pid: i32, args: &[String], tty: bool) -> Result<i32, Str
         ForkResult::Child => {
             let error = exec_child(&process, tty);
             eprintln!("{error}");
-            let code = if error.contains("not found") {
-                127
-            } else {
-                126
-            };
+            let code = failure_code(&error);
             // SAFETY: leaving the child without unwinding into the parent's code.
             unsafe { libc::_exit(code) }
         }
@@ -85,6 +81,15 @@ fn enter(bundle: &Path, pid: i32, args: &[String], tty: bool) -> Result<i32, Str
                 Err(e) => return Err(format!("waitpid: {e}")),
             }
         },
+    }
+}
+
+/// The shell's codes: 127 when the command does not exist, 126 otherwise.
+fn failure_code(message: &str) -> i32 {
+    if message.contains("not found") || message.contains("no such file") {
+        127
+    } else {
+        126
     }
 }
 

@@ -2,9 +2,11 @@
 //! ListPodSandbox over the runtime core.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use proto::cri;
 
+use super::cgroups::{Cgroup, Hierarchy};
 use super::sandbox::{self, NamespaceChoice};
 use super::{
     Runtime, RuntimeError, SandboxEntry, SandboxRecord, encode, labels_match, new_id, now_nanos,
@@ -202,7 +204,20 @@ impl Runtime {
         self.stop_pod_sandbox(&id).await?;
         let _guard = self.locks.lock(&id).await;
         let dir = self.sandbox_dir(&id);
+        // The pod's cgroup is ours to remove only when we chose it.
+        let own_cgroup = entry
+            .config
+            .linux
+            .as_ref()
+            .is_none_or(|l| l.cgroup_parent.is_empty())
+            .then(|| self.sandbox_cgroup_parent(&entry));
         tokio::task::spawn_blocking(move || {
+            if let Some(path) = own_cgroup {
+                let hierarchy = Hierarchy::detect().map_err(|e| e.to_string())?;
+                Cgroup::new(hierarchy, &path)
+                    .and_then(|c| c.kill_all_and_remove(Duration::from_secs(10)))
+                    .map_err(|e| format!("removing the pod cgroup: {e}"))?;
+            }
             sandbox::release(&dir)?;
             match std::fs::remove_dir_all(&dir) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {

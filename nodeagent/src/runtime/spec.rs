@@ -150,22 +150,25 @@ pub fn capabilities(
         }
         Ok(bare)
     };
-    for name in add {
-        let name = normalize(name)?;
-        if name == "ALL" {
-            set = caps::all_names().map(str::to_string).collect();
-        } else if !set.contains(&name) {
-            set.push(name);
+    let add: Vec<String> = add.iter().map(|n| normalize(n)).collect::<Result<_, _>>()?;
+    let drop: Vec<String> = drop
+        .iter()
+        .map(|n| normalize(n))
+        .collect::<Result<_, _>>()?;
+    // As Docker and containerd: ALL in add starts from every capability, ALL
+    // in drop from none; then the named ones are added, then dropped.
+    if add.iter().any(|n| n == "ALL") {
+        set = caps::all_names().map(str::to_string).collect();
+    }
+    if drop.iter().any(|n| n == "ALL") {
+        set.clear();
+    }
+    for name in add.iter().filter(|n| *n != "ALL") {
+        if !set.contains(name) {
+            set.push(name.clone());
         }
     }
-    for name in drop {
-        let name = normalize(name)?;
-        if name == "ALL" {
-            set.clear();
-        } else {
-            set.retain(|c| *c != name);
-        }
-    }
+    set.retain(|c| !drop.contains(c));
     Ok(set)
 }
 

@@ -1,0 +1,731 @@
+//! The CRI RuntimeService of a real `berth-nodeagent cri` process, driven by
+//! a CRI gRPC client over its unix socket as kubelet would: sandboxes with
+//! their own namespaces, containers in overlayfs, cgroups, logs, exec, OOM,
+//! graceful stop, agent restarts and clean removal. Runs as root; images
+//! come from a local registry the tests fill themselves.
+
+mod support;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use proto::cri::{
+    self, ContainerConfig, ContainerMetadata, CreateContainerRequest, ExecSyncRequest, ImageSpec,
+    KeyValue, LinuxContainerConfig, LinuxContainerResources, LinuxContainerSecurityContext,
+    ListContainersRequest, PodSandboxConfig, PodSandboxMetadata, PullImageRequest,
+    RemoveContainerRequest, RemovePodSandboxRequest, RunPodSandboxRequest, StartContainerRequest,
+    StopContainerRequest, StopPodSandboxRequest, runtime_service_client::RuntimeServiceClient,
+};
+use support::agent::{Node, alive, eventually};
+use support::registry::{Registry, TestImage};
+use tonic::transport::Channel;
+
+type Client = RuntimeServiceClient<Channel>;
+
+fn sandbox_config(name: &str, node: &Node) -> PodSandboxConfig {
+    PodSandboxConfig {
+        metadata: Some(PodSandboxMetadata {
+            name: name.into(),
+            uid: format!("uid-{name}"),
+            namespace: "default".into(),
+            attempt: 0,
+        }),
+        hostname: name.into(),
+        log_directory: node
+            .dir
+            .path()
+            .join("logs")
+            .join(name)
+            .display()
+            .to_string(),
+        dns_config: Some(cri::DnsConfig {
+            servers: vec!["10.96.0.10".into()],
+            searches: vec!["default.svc.cluster.local".into()],
+            options: vec!["ndots:5".into()],
+        }),
+        labels: HashMap::from([("app".to_string(), name.to_string())]),
+        ..Default::default()
+    }
+}
+
+fn container_config(name: &str, image: &str, command: &[&str]) -> ContainerConfig {
+    ContainerConfig {
+        metadata: Some(ContainerMetadata {
+            name: name.into(),
+            attempt: 0,
+        }),
+        image: Some(ImageSpec {
+            image: image.into(),
+            ..Default::default()
+        }),
+        command: command.iter().map(|s| s.to_string()).collect(),
+        log_path: format!("{name}/0.log"),
+        envs: vec![KeyValue {
+            key: "GREETING".into(),
+            value: "hello".into(),
+        }],
+        ..Default::default()
+    }
+}
+
+struct Pod {
+    sandbox_id: String,
+    config: PodSandboxConfig,
+}
+
+async fn pull(node: &Node, image: &str) {
+    node.images()
+        .await
+        .pull_image(PullImageRequest {
+            image: Some(ImageSpec {
+                image: image.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("pull");
+}
+
+async fn run_pod(client: &mut Client, node: &Node, name: &str) -> Pod {
+    let config = sandbox_config(name, node);
+    let sandbox_id = client
+        .run_pod_sandbox(RunPodSandboxRequest {
+            config: Some(config.clone()),
+            runtime_handler: String::new(),
+        })
+        .await
+        .expect("run sandbox")
+        .into_inner()
+        .pod_sandbox_id;
+    Pod { sandbox_id, config }
+}
+
+async fn create(
+    client: &mut Client,
+    pod: &Pod,
+    config: ContainerConfig,
+) -> Result<String, tonic::Status> {
+    client
+        .create_container(CreateContainerRequest {
+            pod_sandbox_id: pod.sandbox_id.clone(),
+            config: Some(config),
+            sandbox_config: Some(pod.config.clone()),
+        })
+        .await
+        .map(|r| r.into_inner().container_id)
+}
+
+async fn start(client: &mut Client, id: &str) {
+    client
+        .start_container(StartContainerRequest {
+            container_id: id.into(),
+        })
+        .await
+        .expect("start");
+}
+
+async fn run(client: &mut Client, pod: &Pod, config: ContainerConfig) -> String {
+    let id = create(client, pod, config).await.expect("create");
+    start(client, &id).await;
+    id
+}
+
+async fn status(client: &mut Client, id: &str) -> (cri::ContainerStatus, serde_json::Value) {
+    let r = client
+        .container_status(cri::ContainerStatusRequest {
+            container_id: id.into(),
+            verbose: true,
+        })
+        .await
+        .expect("status")
+        .into_inner();
+    let info = serde_json::from_str(&r.info["info"]).unwrap();
+    (r.status.unwrap(), info)
+}
+
+async fn exec(client: &mut Client, id: &str, cmd: &[&str]) -> cri::ExecSyncResponse {
+    client
+        .exec_sync(ExecSyncRequest {
+            container_id: id.into(),
+            cmd: cmd.iter().map(|s| s.to_string()).collect(),
+            timeout: 10,
+        })
+        .await
+        .expect("exec")
+        .into_inner()
+}
+
+async fn wait_exited(client: &mut Client, id: &str, timeout: Duration) -> cri::ContainerStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let (s, _) = status(client, id).await;
+        if s.state == cri::ContainerState::ContainerExited as i32 {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "container {id} did not exit: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn log_path(node: &Node, pod: &str, container: &str) -> PathBuf {
+    node.dir
+        .path()
+        .join("logs")
+        .join(pod)
+        .join(container)
+        .join("0.log")
+}
+
+fn read_log(node: &Node, pod: &str, container: &str) -> String {
+    std::fs::read_to_string(log_path(node, pod, container)).unwrap_or_default()
+}
+
+async fn remove_pod(client: &mut Client, pod: &Pod) {
+    client
+        .stop_pod_sandbox(StopPodSandboxRequest {
+            pod_sandbox_id: pod.sandbox_id.clone(),
+        })
+        .await
+        .expect("stop sandbox");
+    client
+        .remove_pod_sandbox(RemovePodSandboxRequest {
+            pod_sandbox_id: pod.sandbox_id.clone(),
+        })
+        .await
+        .expect("remove sandbox");
+}
+
+/// The state left once everything is removed: no mounts under the node's
+/// directories, no cgroups but the (empty) root, no shim or container.
+async fn assert_nothing_left(node: &Node, pids: &[i32]) {
+    // A shim exits just after it records the exit.
+    eventually(Duration::from_secs(5), || {
+        node.helper_processes().is_empty()
+    })
+    .await;
+    let mounts = node.mounts();
+    assert!(mounts.is_empty(), "mounts left: {mounts:?}");
+    let cgroups: Vec<PathBuf> = node
+        .cgroup_dirs()
+        .into_iter()
+        .filter(|d| d.file_name().unwrap().to_string_lossy() != node.cgroup_root)
+        .collect();
+    assert!(cgroups.is_empty(), "cgroups left: {cgroups:?}");
+    for pid in pids {
+        assert!(!alive(*pid), "process {pid} still runs");
+    }
+    let shims: Vec<String> = node
+        .helper_processes()
+        .iter()
+        .map(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            format!(
+                "{pid}: {} [{stat}]",
+                String::from_utf8_lossy(&cmdline).replace('\0', " ")
+            )
+        })
+        .collect();
+    assert!(shims.is_empty(), "shims left: {shims:?}");
+    for dir in ["run/containers", "run/sandboxes", "lib/containers"] {
+        let left: Vec<_> = std::fs::read_dir(node.dir.path().join(dir))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        assert!(left.is_empty(), "{dir} left: {left:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_logs_execs_stops_and_is_removed_without_leftovers() {
+    let registry = Registry::start(None);
+    registry.push("berth/busybox", "latest", &TestImage::busybox());
+    let image = registry.reference("berth/busybox", "latest");
+    let node = Node::new();
+    pull(&node, &image).await;
+    let mut client = node.runtime().await;
+    let version = client
+        .version(cri::VersionRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(version.runtime_name, "berth");
+    let conditions = client
+        .status(cri::StatusRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        conditions
+            .status
+            .unwrap()
+            .conditions
+            .iter()
+            .all(|c| c.status)
+    );
+
+    let pod = run_pod(&mut client, &node, "web").await;
+    let id = create(
+        &mut client,
+        &pod,
+        container_config(
+            "main",
+            &image,
+            &["sh", "-c", "echo hello; echo oops >&2; sleep 1000"],
+        ),
+    )
+    .await
+    .unwrap();
+    let (s, _) = status(&mut client, &id).await;
+    assert_eq!(s.state, cri::ContainerState::ContainerCreated as i32);
+    start(&mut client, &id).await;
+    let (s, info) = status(&mut client, &id).await;
+    assert_eq!(s.state, cri::ContainerState::ContainerRunning as i32);
+    assert!(s.started_at > 0 && s.image_ref.starts_with("sha256:"));
+    let pid = info["pid"].as_i64().unwrap() as i32;
+    assert!(alive(pid));
+
+    assert!(
+        eventually(Duration::from_secs(10), || read_log(&node, "web", "main")
+            .contains(" stdout F hello\n"))
+        .await,
+        "log: {}",
+        read_log(&node, "web", "main")
+    );
+    assert!(read_log(&node, "web", "main").contains(" stderr F oops\n"));
+
+    // The sandbox's uts namespace, files and the container's own pid namespace.
+    let out = exec(&mut client, &id, &["cat", "/etc/hostname"]).await;
+    assert_eq!(
+        (String::from_utf8_lossy(&out.stdout).as_ref(), out.exit_code),
+        ("web\n", 0)
+    );
+    let out = exec(&mut client, &id, &["hostname"]).await;
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "web\n");
+    let out = exec(&mut client, &id, &["cat", "/etc/resolv.conf"]).await;
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nameserver 10.96.0.10"));
+    // busybox sh execs its last command: the workload is pid 1 of its own pid namespace.
+    let out = exec(
+        &mut client,
+        &id,
+        &[
+            "sh",
+            "-c",
+            "cat /proc/1/cmdline | tr '\\0' ' '; echo $GREETING",
+        ],
+    )
+    .await;
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "sleep 1000 hello\n");
+    let out = exec(&mut client, &id, &["sh", "-c", "echo err >&2; exit 3"]).await;
+    assert_eq!(
+        (out.exit_code, String::from_utf8_lossy(&out.stderr).as_ref()),
+        (3, "err\n")
+    );
+    // The default capability set (docker's), masked and read-only /proc.
+    let out = exec(&mut client, &id, &["grep", "CapEff", "/proc/self/status"]).await;
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "CapEff:\t00000000a80425fb\n"
+    );
+    let out = exec(
+        &mut client,
+        &id,
+        &[
+            "sh",
+            "-c",
+            "wc -c < /proc/timer_list; echo 1 > /proc/sys/kernel/domainname",
+        ],
+    )
+    .await;
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "0\n");
+    assert_ne!(out.exit_code, 0, "/proc/sys must be read-only");
+    // Only loopback in the pod's network namespace, and it is up.
+    let out = exec(
+        &mut client,
+        &id,
+        &[
+            "sh",
+            "-c",
+            "ls /sys/class/net; cat /sys/class/net/lo/operstate",
+        ],
+    )
+    .await;
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "lo\nunknown\n");
+    let missing = client
+        .exec_sync(ExecSyncRequest {
+            container_id: id.clone(),
+            cmd: vec!["/no/such".into()],
+            timeout: 5,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        missing.exit_code,
+        127,
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+    let timed_out = client
+        .exec_sync(ExecSyncRequest {
+            container_id: id.clone(),
+            cmd: vec!["sleep".into(), "30".into()],
+            timeout: 1,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(timed_out.code(), tonic::Code::DeadlineExceeded);
+
+    // Stats from the container's cgroup.
+    let stats = client
+        .container_stats(cri::ContainerStatsRequest {
+            container_id: id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .stats
+        .unwrap();
+    assert!(stats.memory.unwrap().usage_bytes.unwrap().value > 0);
+    assert!(stats.cpu.unwrap().usage_core_nano_seconds.unwrap().value > 0);
+
+    // Log rotation: move the file away, reopen, new output lands in a new file.
+    let log = log_path(&node, "web", "main");
+    std::fs::rename(&log, log.with_extension("log.1")).unwrap();
+    client
+        .reopen_container_log(cri::ReopenContainerLogRequest {
+            container_id: id.clone(),
+        })
+        .await
+        .unwrap();
+    assert!(log.exists());
+
+    // sh as pid 1 has no TERM handler: stop waits out the grace period, then kills.
+    let started = Instant::now();
+    client
+        .stop_container(StopContainerRequest {
+            container_id: id.clone(),
+            timeout: 2,
+        })
+        .await
+        .unwrap();
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(2) && waited < Duration::from_secs(10),
+        "{waited:?}"
+    );
+    let s = wait_exited(&mut client, &id, Duration::from_secs(5)).await;
+    assert_eq!((s.exit_code, s.reason.as_str()), (137, "Error"));
+    assert!(s.finished_at >= s.started_at);
+    assert!(!alive(pid));
+
+    client
+        .remove_container(RemoveContainerRequest {
+            container_id: id.clone(),
+        })
+        .await
+        .unwrap();
+    let err = client
+        .container_status(cri::ContainerStatusRequest {
+            container_id: id.clone(),
+            verbose: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound);
+    remove_pod(&mut client, &pod).await;
+    assert_nothing_left(&node, &[pid]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memory_hog_is_oom_killed_and_a_term_handler_stops_early() {
+    let registry = Registry::start(None);
+    registry.push("berth/busybox", "latest", &TestImage::busybox());
+    let image = registry.reference("berth/busybox", "latest");
+    let node = Node::new();
+    pull(&node, &image).await;
+    let mut client = node.runtime().await;
+    let pod = run_pod(&mut client, &node, "limits").await;
+
+    let mut hog = container_config(
+        "hog",
+        &image,
+        &["dd", "if=/dev/zero", "of=/dev/null", "bs=256M", "count=1"],
+    );
+    hog.linux = Some(LinuxContainerConfig {
+        resources: Some(LinuxContainerResources {
+            memory_limit_in_bytes: 32 * 1024 * 1024,
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let hog = run(&mut client, &pod, hog).await;
+    let s = wait_exited(&mut client, &hog, Duration::from_secs(30)).await;
+    assert_eq!(
+        (s.reason.as_str(), s.exit_code),
+        ("OOMKilled", 137),
+        "{s:?}"
+    );
+
+    // A process that handles TERM ends as soon as it is asked.
+    let polite = run(
+        &mut client,
+        &pod,
+        container_config(
+            "polite",
+            &image,
+            &[
+                "sh",
+                "-c",
+                "trap 'echo bye; exit 0' TERM; echo ready; while true; do sleep 0.1; done",
+            ],
+        ),
+    )
+    .await;
+    assert!(
+        eventually(Duration::from_secs(10), || read_log(
+            &node, "limits", "polite"
+        )
+        .contains("ready"))
+        .await
+    );
+    let started = Instant::now();
+    client
+        .stop_container(StopContainerRequest {
+            container_id: polite.clone(),
+            timeout: 30,
+        })
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let s = wait_exited(&mut client, &polite, Duration::from_secs(5)).await;
+    assert_eq!((s.exit_code, s.reason.as_str()), (0, "Completed"));
+    assert!(read_log(&node, "limits", "polite").contains(" stdout F bye\n"));
+
+    // Removing the sandbox removes its containers.
+    remove_pod(&mut client, &pod).await;
+    let left = client
+        .list_containers(ListContainersRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .containers;
+    assert!(left.is_empty());
+    assert_nothing_left(&node, &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn containers_outlive_a_killed_agent_and_a_new_agent_finds_them() {
+    let registry = Registry::start(None);
+    registry.push("berth/busybox", "latest", &TestImage::busybox());
+    let image = registry.reference("berth/busybox", "latest");
+    let mut node = Node::new();
+    pull(&node, &image).await;
+    let mut client = node.runtime().await;
+    let pod = run_pod(&mut client, &node, "survivor").await;
+    let id = run(
+        &mut client,
+        &pod,
+        container_config(
+            "main",
+            &image,
+            &["sh", "-c", "while true; do echo tick; sleep 0.2; done"],
+        ),
+    )
+    .await;
+    let (_, info) = status(&mut client, &id).await;
+    let pid = info["pid"].as_i64().unwrap() as i32;
+    drop(client);
+
+    node.kill_agent();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(alive(pid), "the container died with the agent");
+    let ticks = read_log(&node, "survivor", "main").matches("tick").count();
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(
+        read_log(&node, "survivor", "main").matches("tick").count() > ticks,
+        "the shim stopped logging without the agent"
+    );
+
+    node.start_agent();
+    let mut client = node.runtime().await;
+    let sandboxes = client
+        .list_pod_sandbox(cri::ListPodSandboxRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .items;
+    assert_eq!(sandboxes.len(), 1);
+    assert_eq!(sandboxes[0].id, pod.sandbox_id);
+    let listed = client
+        .list_containers(ListContainersRequest {
+            filter: Some(cri::ContainerFilter {
+                state: Some(cri::ContainerStateValue {
+                    state: cri::ContainerState::ContainerRunning as i32,
+                }),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .containers;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, id);
+    let out = exec(&mut client, &id, &["cat", "/etc/hostname"]).await;
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "survivor\n");
+
+    // The new agent stops it (grace 0) and the shim records the exit.
+    client
+        .stop_container(StopContainerRequest {
+            container_id: id.clone(),
+            timeout: 0,
+        })
+        .await
+        .unwrap();
+    let s = wait_exited(&mut client, &id, Duration::from_secs(5)).await;
+    assert_eq!(s.exit_code, 137);
+    remove_pod(&mut client, &pod).await;
+    assert_nothing_left(&node, &[pid]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_security_context_and_bad_requests() {
+    let registry = Registry::start(None);
+    registry.push("berth/busybox", "latest", &TestImage::busybox());
+    registry.push("berth/nonroot", "latest", &TestImage::non_root());
+    let image = registry.reference("berth/busybox", "latest");
+    let nonroot = registry.reference("berth/nonroot", "latest");
+    let node = Node::new();
+    pull(&node, &image).await;
+    pull(&node, &nonroot).await;
+    let mut client = node.runtime().await;
+    let pod = run_pod(&mut client, &node, "secure").await;
+
+    // The image's USER, resolved through its /etc/passwd and /etc/group.
+    let mut config = container_config("nonroot", &nonroot, &[]);
+    config.command.clear();
+    let id = run(&mut client, &pod, config).await;
+    let s = wait_exited(&mut client, &id, Duration::from_secs(10)).await;
+    assert_eq!(s.exit_code, 0);
+    let log = read_log(&node, "secure", "nonroot");
+    assert!(
+        log.contains(" stdout F 1000\n") && log.contains(" stdout F 1000 2000\n"),
+        "{log}"
+    );
+
+    // runAsUser, read-only rootfs, dropped capabilities, no_new_privs.
+    let mut config = container_config(
+        "locked",
+        &image,
+        &[
+            "sh",
+            "-c",
+            "id -u; touch /x || echo readonly; grep -E 'CapEff|NoNewPrivs' /proc/self/status; sleep 1000",
+        ],
+    );
+    config.linux = Some(LinuxContainerConfig {
+        security_context: Some(LinuxContainerSecurityContext {
+            run_as_user: Some(cri::Int64Value { value: 0 }),
+            readonly_rootfs: true,
+            no_new_privs: true,
+            capabilities: Some(cri::Capability {
+                drop_capabilities: vec!["ALL".into()],
+                add_capabilities: vec!["NET_BIND_SERVICE".into()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let locked = run(&mut client, &pod, config).await;
+    assert!(
+        eventually(Duration::from_secs(10), || read_log(
+            &node, "secure", "locked"
+        )
+        .contains("NoNewPrivs"))
+        .await
+    );
+    let log = read_log(&node, "secure", "locked");
+    assert!(log.contains(" stdout F 0\n"), "{log}");
+    assert!(log.contains(" stdout F readonly\n"), "{log}");
+    assert!(log.contains("CapEff:\t0000000000000400"), "{log}");
+    assert!(log.contains("NoNewPrivs:\t1"), "{log}");
+
+    // Bad requests get CRI error codes and leave nothing behind.
+    let err = create(
+        &mut client,
+        &pod,
+        container_config("bad", &image, &["/no/such/binary"]),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    let err = create(
+        &mut client,
+        &pod,
+        container_config("nopull", "berth/never-pulled:1", &["sh"]),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound);
+    let err = create(
+        &mut client,
+        &pod,
+        container_config("locked", &image, &["sh"]),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::AlreadyExists);
+    let missing = Pod {
+        sandbox_id: "0000".into(),
+        config: pod.config.clone(),
+    };
+    let err = create(
+        &mut client,
+        &missing,
+        container_config("x", &image, &["sh"]),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound);
+    let err = client
+        .run_pod_sandbox(RunPodSandboxRequest {
+            config: Some(pod.config.clone()),
+            runtime_handler: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::AlreadyExists);
+    let err = client
+        .start_container(StartContainerRequest {
+            container_id: locked.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+    let containers = client
+        .list_containers(ListContainersRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .containers;
+    assert_eq!(containers.len(), 2, "failed creates must not be listed");
+    let on_disk = std::fs::read_dir(node.state().join("containers"))
+        .unwrap()
+        .count();
+    assert_eq!(on_disk, 2, "failed creates must leave no bundle");
+
+    remove_pod(&mut client, &pod).await;
+    assert_nothing_left(&node, &[]).await;
+}
