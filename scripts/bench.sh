@@ -11,3 +11,8 @@ cargo bench -p berth-apiserver --bench api
 #                    all bound and all Running, scheduler pods/s, API requests per pod.
 #                    Sizes: BERTH_BENCH_REPLICAS (1000), BERTH_BENCH_NODES (10).
 cargo bench -p berth-controllers --bench scale
+#   berth-nodeagent (root): container create+start+delete over 100 runs with Berth's
+#                    runtime, runc and crun on one bundle; CRI sandbox+container start
+#                    p50/p99; pull+unpack of a 256 MiB image from a local registry.
+#                    Sizes: BERTH_BENCH_RUNS (100), BERTH_BENCH_IMAGE_MB (256).
+cargo bench -p berth-nodeagent --bench runtime

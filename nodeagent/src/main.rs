@@ -36,6 +36,9 @@ enum Command {
         /// Parent cgroup of pod sandboxes whose config names none.
         #[arg(long, default_value = "berth")]
         cgroup_root: String,
+        /// Address of the exec/attach/port-forward streaming server (port 0: any free port).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        streaming_address: std::net::SocketAddr,
     },
     /// Load images from an archive into the node's image store.
     Image {
@@ -59,6 +62,8 @@ enum Command {
         log: PathBuf,
         #[arg(long)]
         stdin: bool,
+        #[arg(long)]
+        attach_socket: Option<PathBuf>,
     },
     /// Internal: run a command inside a running container.
     #[command(hide = true)]
@@ -67,8 +72,10 @@ enum Command {
         bundle: PathBuf,
         #[arg(long)]
         pid: i32,
+        /// A unix socket descriptor: give the command a terminal made inside
+        /// the container and send its master over it.
         #[arg(long)]
-        tty: bool,
+        console_fd: Option<i32>,
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
@@ -106,21 +113,23 @@ fn main() {
             state_dir,
             log,
             stdin,
+            attach_socket,
         } => std::process::exit(berth_nodeagent::container::shim::run(
             berth_nodeagent::container::shim::ShimOptions {
                 bundle,
                 state_dir,
                 log_path: log,
                 stdin,
+                attach_socket,
             },
         )),
         Command::Nsexec {
             bundle,
             pid,
-            tty,
+            console_fd,
             command,
         } => std::process::exit(berth_nodeagent::container::exec::run(
-            &bundle, pid, &command, tty,
+            &bundle, pid, &command, console_fd,
         )),
         Command::Oci {
             command: OciCommand::Run { bundle },
@@ -159,10 +168,12 @@ async fn run(command: Command) -> Result<(), String> {
             socket,
             registry_config_dir,
             cgroup_root,
+            streaming_address,
         } => {
             let mut config = berth_nodeagent::cri::CriConfig::new(root, state, socket);
             config.registry_config_dir = Some(registry_config_dir);
             config.cgroup_root = cgroup_root;
+            config.streaming_address = streaming_address;
             berth_nodeagent::cri::serve(config, async {
                 let mut term =
                     tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

@@ -232,7 +232,12 @@ async fn assert_nothing_left(node: &Node, pids: &[i32]) {
         })
         .collect();
     assert!(shims.is_empty(), "shims left: {shims:?}");
-    for dir in ["run/containers", "run/sandboxes", "lib/containers"] {
+    for dir in [
+        "run/containers",
+        "run/sandboxes",
+        "run/attach",
+        "lib/containers",
+    ] {
         let left: Vec<_> = std::fs::read_dir(node.dir.path().join(dir))
             .unwrap()
             .flatten()
@@ -635,6 +640,12 @@ async fn users_security_context_and_bad_requests() {
         ],
     );
     config.linux = Some(LinuxContainerConfig {
+        // Lowering oom_score_adj needs CAP_SYS_RESOURCE, which this
+        // machine's root lacks: the container runs anyway, with a warning.
+        resources: Some(LinuxContainerResources {
+            oom_score_adj: -997,
+            ..Default::default()
+        }),
         security_context: Some(LinuxContainerSecurityContext {
             run_as_user: Some(cri::Int64Value { value: 0 }),
             readonly_rootfs: true,
@@ -646,7 +657,6 @@ async fn users_security_context_and_bad_requests() {
             }),
             ..Default::default()
         }),
-        ..Default::default()
     });
     let locked = run(&mut client, &pod, config).await;
     assert!(
@@ -661,6 +671,21 @@ async fn users_security_context_and_bad_requests() {
     assert!(log.contains(" stdout F readonly\n"), "{log}");
     assert!(log.contains("CapEff:\t0000000000000400"), "{log}");
     assert!(log.contains("NoNewPrivs:\t1"), "{log}");
+    let oom_score_adj = std::fs::read_to_string(format!(
+        "/proc/{}/oom_score_adj",
+        status(&mut client, &locked).await.1["pid"]
+            .as_i64()
+            .unwrap()
+    ))
+    .unwrap();
+    if oom_score_adj.trim() != "-997" {
+        assert!(
+            node.agent_log()
+                .contains("cannot set oom_score_adj to -997"),
+            "{}",
+            node.agent_log()
+        );
+    }
 
     // Bad requests get CRI error codes and leave nothing behind.
     let err = create(

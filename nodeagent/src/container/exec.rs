@@ -23,8 +23,10 @@ const NAMESPACES: &[(&str, libc::c_int)] = &[
 
 /// Runs `args` in the container whose init is `pid`; returns the exit code
 /// (126: could not set up, 127: not found, 128+n: killed by signal n).
-pub fn run(bundle: &Path, pid: i32, args: &[String], tty: bool) -> i32 {
-    match enter(bundle, pid, args, tty) {
+/// With `console` (a unix socket descriptor), the command gets a terminal
+/// opened inside the container, whose master is sent over it.
+pub fn run(bundle: &Path, pid: i32, args: &[String], console: Option<i32>) -> i32 {
+    match enter(bundle, pid, args, console) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("{e}");
@@ -33,7 +35,7 @@ pub fn run(bundle: &Path, pid: i32, args: &[String], tty: bool) -> i32 {
     }
 }
 
-fn enter(bundle: &Path, pid: i32, args: &[String], tty: bool) -> Result<i32, String> {
+fn enter(bundle: &Path, pid: i32, args: &[String], console: Option<i32>) -> Result<i32, String> {
     let spec = super::load_spec(bundle).map_err(|e| e.to_string())?;
     let mut process = spec.process().clone().ok_or("spec has no process")?;
     if args.is_empty() {
@@ -68,7 +70,7 @@ fn enter(bundle: &Path, pid: i32, args: &[String], tty: bool) -> Result<i32, Str
     // SAFETY: the helper is single-threaded.
     match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork: {e}"))? {
         ForkResult::Child => {
-            let error = exec_child(&process, tty);
+            let error = exec_child(&process, console);
             eprintln!("{error}");
             let code = failure_code(&error);
             // SAFETY: leaving the child without unwinding into the parent's code.
@@ -93,14 +95,16 @@ fn failure_code(message: &str) -> i32 {
     }
 }
 
-fn exec_child(process: &oci_spec::runtime::Process, tty: bool) -> String {
-    // SAFETY: prctl/setsid/ioctl with plain arguments in the new child.
+fn exec_child(process: &oci_spec::runtime::Process, console: Option<i32>) -> String {
+    // SAFETY: prctl/setsid with plain arguments in the new child.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
         libc::setsid();
-        if tty {
-            libc::ioctl(0, libc::TIOCSCTTY, 0);
-        }
+    }
+    if let Some(socket) = console
+        && let Err(e) = super::console::attach_new_terminal(socket)
+    {
+        return e;
     }
     let env = process.env().clone().unwrap_or_default();
     let args = process.args().clone().unwrap_or_default();

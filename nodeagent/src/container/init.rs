@@ -24,7 +24,8 @@ pub struct InitContext<'a> {
     pub rootfs: PathBuf,
     /// stdin, stdout, stderr of the container process.
     pub stdio: [RawFd; 3],
-    pub terminal: bool,
+    /// Open a terminal inside the container and send it over this socket.
+    pub console_socket: Option<RawFd>,
     /// Read end: one byte from the parent once the child is in its cgroup.
     pub sync_in: RawFd,
     /// Write end: `warn: ...`, then `ready` or `error: ...`.
@@ -75,12 +76,6 @@ fn setup(
             if *fd != target as RawFd && libc::dup2(*fd, target as RawFd) < 0 {
                 return Err(format!("dup2 stdio: {}", std::io::Error::last_os_error()));
             }
-        }
-        if ctx.terminal && libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
-            return Err(format!(
-                "setting the controlling terminal: {}",
-                std::io::Error::last_os_error()
-            ));
         }
     }
     // Wait until the parent has put this process in its cgroup.
@@ -184,6 +179,9 @@ fn setup(
         .flatten()
     {
         readonly_path(Path::new(path))?;
+    }
+    if let Some(socket) = ctx.console_socket {
+        super::console::attach_new_terminal(socket)?;
     }
     if spec
         .root()

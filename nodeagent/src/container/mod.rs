@@ -5,6 +5,7 @@
 //! images or pods: the runtime service writes the bundle.
 
 pub mod caps;
+pub mod console;
 pub mod exec;
 pub mod fs;
 pub mod init;
@@ -46,7 +47,9 @@ pub struct Stdio {
     pub stdin: OwnedFd,
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
-    pub terminal: bool,
+    /// With a terminal: the socket over which the container process sends
+    /// the terminal it opens inside (stdin/stdout/stderr are then replaced).
+    pub console: Option<OwnedFd>,
 }
 
 /// A container whose process waits for `start`.
@@ -208,7 +211,7 @@ pub fn create(
                 stdio.stdout.as_raw_fd(),
                 stdio.stderr.as_raw_fd(),
             ],
-            terminal: stdio.terminal,
+            console_socket: stdio.console.as_ref().map(|c| c.as_raw_fd()),
             sync_in: into_raw(to_child_read),
             sync_out: into_raw(from_child_write),
             exec_fifo: exec_fifo.map(Path::to_path_buf),
@@ -334,7 +337,7 @@ pub fn run_foreground(bundle: &Path) -> Result<i32, ContainerError> {
         stdin: std::io::stdin().as_fd_owned()?,
         stdout: std::io::stdout().as_fd_owned()?,
         stderr: std::io::stderr().as_fd_owned()?,
-        terminal: false,
+        console: None,
     };
     let created = create(bundle, &spec, &stdio, None)?;
     drop(stdio);

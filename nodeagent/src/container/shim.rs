@@ -30,6 +30,44 @@ pub struct ShimOptions {
     pub log_path: PathBuf,
     /// Keep the container's stdin open (a pipe the shim holds).
     pub stdin: bool,
+    /// Where the shim listens for attach clients (see [`AttachFrame`]).
+    pub attach_socket: Option<PathBuf>,
+}
+
+/// One frame on a shim's attach socket, both ways: a kind byte, a 4-byte
+/// big-endian length, the payload. Kinds: 0 stdin (empty payload: close
+/// stdin), 1 stdout, 2 stderr, 4 terminal resize (width and height as
+/// big-endian u16).
+pub struct AttachFrame;
+
+impl AttachFrame {
+    pub const STDIN: u8 = 0;
+    pub const STDOUT: u8 = 1;
+    pub const STDERR: u8 = 2;
+    pub const RESIZE: u8 = 4;
+
+    pub fn encode(kind: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(payload.len() + 5);
+        out.push(kind);
+        out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        out.extend_from_slice(payload);
+        out
+    }
+
+    /// Splits complete frames off the front of `buffer`.
+    pub fn decode(buffer: &mut Vec<u8>) -> Vec<(u8, Vec<u8>)> {
+        let mut frames = Vec::new();
+        while buffer.len() >= 5 {
+            let len = u32::from_be_bytes([buffer[1], buffer[2], buffer[3], buffer[4]]) as usize;
+            if buffer.len() < 5 + len {
+                break;
+            }
+            let payload = buffer[5..5 + len].to_vec();
+            frames.push((buffer[0], payload));
+            buffer.drain(..5 + len);
+        }
+        frames
+    }
 }
 
 /// The container's init process, as the shim saw it start.
@@ -153,9 +191,20 @@ struct Running {
     cgroup: Option<crate::runtime::cgroups::Cgroup>,
     /// Output to copy into the log: (descriptor, stream).
     outputs: Vec<(OwnedFd, Stream)>,
-    /// Held so the container's stdin stays open.
-    _stdin: Option<OwnedFd>,
+    /// The container's stdin (pipe write end, or the terminal's master),
+    /// held so it stays open and written by attach clients.
+    stdin: Option<OwnedFd>,
+    terminal: bool,
     log: LogWriter,
+    attach: Option<std::os::unix::net::UnixListener>,
+    clients: Vec<AttachClient>,
+}
+
+struct AttachClient {
+    stream: std::os::unix::net::UnixStream,
+    pending: Vec<u8>,
+    /// Gone or stuck; dropped at the end of the loop turn.
+    dead: bool,
 }
 
 fn setup(options: &ShimOptions) -> Result<Running, ContainerError> {
@@ -171,17 +220,18 @@ fn setup(options: &ShimOptions) -> Result<Running, ContainerError> {
     })?;
     let fifo = options.state_dir.join(FIFO_FILE);
     let (stdio, outputs, stdin_keep) = if terminal {
-        let pty = nix::pty::openpty(None, None)
-            .map_err(|e| ContainerError::Setup(format!("openpty: {e}")))?;
-        let slave = pty.slave;
+        let (ours, theirs) =
+            super::console::socket_pair().map_err(|source| ContainerError::Io {
+                context: "console socket".into(),
+                source,
+            })?;
         let stdio = Stdio {
-            stdin: super::duplicate(&slave)?,
-            stdout: super::duplicate(&slave)?,
-            stderr: slave,
-            terminal: true,
+            stdin: super::dev_null()?,
+            stdout: super::dev_null()?,
+            stderr: super::dev_null()?,
+            console: Some(theirs),
         };
-        let master_copy = super::duplicate(&pty.master)?;
-        (stdio, vec![(pty.master, Stream::Stdout)], Some(master_copy))
+        (stdio, Vec::new(), Some(ours))
     } else {
         let (out_r, out_w) = super::pipe()?;
         let (err_r, err_w) = super::pipe()?;
@@ -195,7 +245,7 @@ fn setup(options: &ShimOptions) -> Result<Running, ContainerError> {
             stdin,
             stdout: out_w,
             stderr: err_w,
-            terminal: false,
+            console: None,
         };
         (
             stdio,
@@ -203,8 +253,50 @@ fn setup(options: &ShimOptions) -> Result<Running, ContainerError> {
             keep,
         )
     };
+    let attach = match &options.attach_socket {
+        Some(path) => {
+            let _ = std::fs::remove_file(path);
+            let listener = std::os::unix::net::UnixListener::bind(path).map_err(|source| {
+                ContainerError::Io {
+                    context: format!("binding {}", path.display()),
+                    source,
+                }
+            })?;
+            listener
+                .set_nonblocking(true)
+                .map_err(|source| ContainerError::Io {
+                    context: "attach socket".into(),
+                    source,
+                })?;
+            Some(listener)
+        }
+        None => None,
+    };
     let created = super::create(&options.bundle, &spec, &stdio, Some(&fifo))?;
     drop(stdio);
+    // With a terminal, the container process sent its master before
+    // reporting ready: it is both the output and the stdin.
+    let (outputs, stdin_keep) = match stdin_keep {
+        Some(console) if terminal => {
+            let master =
+                match super::console::receive_fd(console.as_raw_fd(), Duration::from_secs(5)) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(created.pid),
+                            Signal::SIGKILL,
+                        );
+                        if let Some(cgroup) = &created.cgroup {
+                            let _ = cgroup.kill_all_and_remove(Duration::from_secs(5));
+                        }
+                        return Err(ContainerError::Setup(e));
+                    }
+                };
+            let input = super::duplicate(&master)?;
+            (vec![(master, Stream::Stdout)], Some(input))
+        }
+        keep => (outputs, keep),
+    };
     for (fd, _) in &outputs {
         let _ = nix::fcntl::fcntl(
             fd.as_fd(),
@@ -216,9 +308,81 @@ fn setup(options: &ShimOptions) -> Result<Running, ContainerError> {
         warnings: created.warnings,
         cgroup: created.cgroup,
         outputs,
-        _stdin: stdin_keep,
+        stdin: stdin_keep,
+        terminal,
         log,
+        attach,
+        clients: Vec::new(),
     })
+}
+
+impl Running {
+    fn send(&mut self, kind: u8, data: &[u8]) {
+        let frame = AttachFrame::encode(kind, data);
+        for c in self.clients.iter_mut().filter(|c| !c.dead) {
+            c.dead = std::io::Write::write_all(&mut c.stream, &frame).is_err();
+        }
+    }
+
+    fn accept(&mut self) {
+        let Some(listener) = &self.attach else { return };
+        while let Ok((stream, _)) = listener.accept() {
+            let _ = stream.set_nonblocking(false);
+            let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+            self.clients.push(AttachClient {
+                stream,
+                pending: Vec::new(),
+                dead: false,
+            });
+        }
+    }
+
+    /// Reads what an attach client sent; false when it is gone.
+    fn serve_client(&mut self, index: usize, buffer: &mut [u8]) -> bool {
+        let n = match std::io::Read::read(&mut self.clients[index].stream, buffer) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => n,
+        };
+        self.clients[index].pending.extend_from_slice(&buffer[..n]);
+        let frames = AttachFrame::decode(&mut self.clients[index].pending);
+        for (kind, payload) in frames {
+            match kind {
+                // Closing stdin; a terminal stays open for the next client.
+                AttachFrame::STDIN if payload.is_empty() && !self.terminal => {
+                    self.stdin = None;
+                }
+                AttachFrame::STDIN if payload.is_empty() => {}
+                AttachFrame::STDIN => {
+                    if let Some(fd) = &self.stdin {
+                        let _ = nix::unistd::write(fd, &payload);
+                    }
+                }
+                AttachFrame::RESIZE if payload.len() == 4 && self.terminal => {
+                    if let Some(fd) = &self.stdin {
+                        resize(
+                            fd,
+                            u16::from_be_bytes([payload[0], payload[1]]),
+                            u16::from_be_bytes([payload[2], payload[3]]),
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+        true
+    }
+}
+
+/// Sets a terminal's window size.
+pub fn resize(fd: &impl AsRawFd, width: u16, height: u16) {
+    let size = libc::winsize {
+        ws_row: height,
+        ws_col: width,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ with a valid winsize on a terminal descriptor.
+    unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &size) };
 }
 
 fn supervise(options: &ShimOptions, mut running: Running, signals: SignalFd) -> i32 {
@@ -244,6 +408,19 @@ fn supervise(options: &ShimOptions, mut running: Running, signals: SignalFd) -> 
                 nix::poll::PollFlags::POLLIN,
             ));
         }
+        let outputs = running.outputs.len();
+        if let Some(listener) = &running.attach {
+            fds.push(nix::poll::PollFd::new(
+                listener.as_fd(),
+                nix::poll::PollFlags::POLLIN,
+            ));
+        }
+        for client in &running.clients {
+            fds.push(nix::poll::PollFd::new(
+                client.stream.as_fd(),
+                nix::poll::PollFlags::POLLIN,
+            ));
+        }
         let timeout = if exit.is_some() { 100u16 } else { 5000u16 };
         let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(timeout));
         let ready: Vec<bool> = fds
@@ -253,17 +430,27 @@ fn supervise(options: &ShimOptions, mut running: Running, signals: SignalFd) -> 
         drop(fds);
         // Output first, so lines written just before exit are kept.
         let mut closed = Vec::new();
-        for (i, (fd, stream)) in running.outputs.iter().enumerate() {
+        for i in 0..running.outputs.len() {
             if !ready[i + 1] && exit.is_none() {
                 continue;
             }
             loop {
+                let (fd, stream) = &running.outputs[i];
+                let stream = *stream;
                 match nix::unistd::read(fd.as_fd(), &mut buffer) {
                     Ok(0) => {
                         closed.push(i);
                         break;
                     }
-                    Ok(n) => running.log.write(*stream, &buffer[..n]),
+                    Ok(n) => {
+                        running.log.write(stream, &buffer[..n]);
+                        let kind = match stream {
+                            Stream::Stdout => AttachFrame::STDOUT,
+                            Stream::Stderr => AttachFrame::STDERR,
+                        };
+                        let data = buffer[..n].to_vec();
+                        running.send(kind, &data);
+                    }
                     Err(nix::errno::Errno::EAGAIN) => break,
                     Err(nix::errno::Errno::EINTR) => continue,
                     // EIO: the terminal's other side is closed.
@@ -273,6 +460,17 @@ fn supervise(options: &ShimOptions, mut running: Running, signals: SignalFd) -> 
                     }
                 }
             }
+        }
+        let client_base = outputs + 1 + usize::from(running.attach.is_some());
+        let client_ready: Vec<bool> = ready[client_base.min(ready.len())..].to_vec();
+        for (i, is_ready) in client_ready.iter().enumerate() {
+            if *is_ready && !running.clients[i].dead && !running.serve_client(i, &mut buffer) {
+                running.clients[i].dead = true;
+            }
+        }
+        running.clients.retain(|c| !c.dead);
+        if running.attach.is_some() && ready[outputs + 1] {
+            running.accept();
         }
         for i in closed.into_iter().rev() {
             running.outputs.remove(i);

@@ -3,6 +3,7 @@
 
 pub mod image_service;
 pub mod runtime_service;
+pub mod streaming;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,6 +28,8 @@ pub struct CriConfig {
     pub shim_binary: Option<PathBuf>,
     /// Parent cgroup of sandboxes that name none.
     pub cgroup_root: String,
+    /// Where the exec/attach/port-forward streaming server listens.
+    pub streaming_address: std::net::SocketAddr,
 }
 
 impl CriConfig {
@@ -39,6 +42,7 @@ impl CriConfig {
             registry_config_dir: None,
             shim_binary: None,
             cgroup_root: "berth".into(),
+            streaming_address: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         }
     }
 }
@@ -113,7 +117,16 @@ pub async fn serve(
     let listener = bind(&config.socket)?;
     tracing::info!(socket = %config.socket.display(), root = %config.root.display(), "CRI server listening");
     let image_service = image_service::ImageService { images };
-    let runtime_service = runtime_service::RuntimeService { runtime };
+    let streaming = streaming::StreamingServer::start(config.streaming_address, runtime.clone())
+        .await
+        .map_err(|source| CriError::Io {
+            context: format!(
+                "binding the streaming server on {}",
+                config.streaming_address
+            ),
+            source,
+        })?;
+    let runtime_service = runtime_service::RuntimeService { runtime, streaming };
     tonic::transport::Server::builder()
         .add_service(proto::cri::image_service_server::ImageServiceServer::new(
             image_service,

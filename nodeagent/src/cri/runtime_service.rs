@@ -6,10 +6,12 @@ use std::sync::Arc;
 use proto::cri;
 use tonic::{Request, Response, Status};
 
+use super::streaming::StreamingServer;
 use crate::runtime::{Runtime, RuntimeError};
 
 pub struct RuntimeService {
     pub runtime: Arc<Runtime>,
+    pub streaming: Arc<StreamingServer>,
 }
 
 /// Runtime errors as gRPC statuses.
@@ -240,19 +242,31 @@ impl cri::runtime_service_server::RuntimeService for RuntimeService {
         )
     }
 
-    async fn exec(&self, _: Request<cri::ExecRequest>) -> Reply<cri::ExecResponse> {
-        Err(not_yet("Exec streaming"))
+    async fn exec(&self, request: Request<cri::ExecRequest>) -> Reply<cri::ExecResponse> {
+        reply(
+            self.streaming
+                .exec_url(request.into_inner())
+                .map(|url| cri::ExecResponse { url }),
+        )
     }
 
-    async fn attach(&self, _: Request<cri::AttachRequest>) -> Reply<cri::AttachResponse> {
-        Err(not_yet("Attach streaming"))
+    async fn attach(&self, request: Request<cri::AttachRequest>) -> Reply<cri::AttachResponse> {
+        reply(
+            self.streaming
+                .attach_url(request.into_inner())
+                .map(|url| cri::AttachResponse { url }),
+        )
     }
 
     async fn port_forward(
         &self,
-        _: Request<cri::PortForwardRequest>,
+        request: Request<cri::PortForwardRequest>,
     ) -> Reply<cri::PortForwardResponse> {
-        Err(not_yet("PortForward streaming"))
+        reply(
+            self.streaming
+                .port_forward_url(request.into_inner())
+                .map(|url| cri::PortForwardResponse { url }),
+        )
     }
 
     async fn container_stats(

@@ -22,6 +22,34 @@ use super::{
 use crate::container::shim::{EXIT_FILE, ExitRecord, FIFO_FILE, INIT_FILE, InitRecord, read_json};
 use crate::container::{self, process_alive, process_start_time};
 
+/// A process to start inside a running container.
+#[derive(Debug, Clone)]
+pub struct ExecTarget {
+    pub program: PathBuf,
+    pub bundle: PathBuf,
+    pub pid: i32,
+    pub command: Vec<String>,
+}
+
+impl ExecTarget {
+    /// The helper's command line; `console_fd` asks for a terminal made
+    /// inside the container, sent over that (inherited) socket.
+    pub fn command(&self, console_fd: Option<i32>) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(&self.program);
+        command
+            .arg("nsexec")
+            .arg("--bundle")
+            .arg(&self.bundle)
+            .arg("--pid")
+            .arg(self.pid.to_string());
+        if let Some(fd) = console_fd {
+            command.arg("--console-fd").arg(fd.to_string());
+        }
+        command.arg("--").args(&self.command);
+        command
+    }
+}
+
 /// What ExecSync returns.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExecOutput {
@@ -72,7 +100,9 @@ impl Runtime {
                 if process_alive(init.pid)
                     && process_start_time(init.pid) == Some(init.start_time) =>
             {
-                if record.started_at.is_some() {
+                // Start consumes the exec fifo, so a container started just
+                // before an agent crash (record not yet written) is running.
+                if record.started_at.is_some() || !dir.join(FIFO_FILE).exists() {
                     Observed::Running(init)
                 } else {
                     Observed::Created(init)
@@ -221,7 +251,10 @@ impl Runtime {
             .map_err(|e| RuntimeError::Internal(e.to_string()))?
         };
         let result = match prepared {
-            Ok(()) => self.spawn_shim(&bundle, &log_path, config.stdin).await,
+            Ok(()) => {
+                self.spawn_shim(&bundle, &self.attach_socket(&id), &log_path, config.stdin)
+                    .await
+            }
             Err(e) => Err(e),
         };
         let result = result.and_then(|warnings| {
@@ -232,13 +265,10 @@ impl Runtime {
         });
         if let Err(e) = result {
             let cgroup = record.cgroups_path.clone();
+            let _ = std::fs::remove_file(self.attach_socket(&id));
             let (bundle, layer_dir) = (bundle.clone(), layer_dir.clone());
             let _ = tokio::task::spawn_blocking(move || {
-                if let Ok(h) = Hierarchy::detect()
-                    && let Ok(c) = Cgroup::new(h, &cgroup)
-                {
-                    let _ = c.kill_all_and_remove(Duration::from_secs(5));
-                }
+                let _ = super::remove_cgroup(&cgroup);
                 let _ = super::sandbox::unmount_all(&layer_dir.join("rootfs"));
                 let _ = std::fs::remove_dir_all(&layer_dir);
                 let _ = std::fs::remove_dir_all(&bundle);
@@ -258,6 +288,7 @@ impl Runtime {
     async fn spawn_shim(
         &self,
         bundle: &Path,
+        attach_socket: &Path,
         log_path: &str,
         stdin: bool,
     ) -> Result<Vec<String>, RuntimeError> {
@@ -270,6 +301,8 @@ impl Runtime {
             .arg(bundle)
             .arg("--state-dir")
             .arg(bundle)
+            .arg("--attach-socket")
+            .arg(attach_socket)
             .arg("--log")
             .arg(if log_path.is_empty() {
                 "/dev/null"
@@ -409,24 +442,15 @@ impl Runtime {
         let layer_dir = self.layer_dir(&id);
         let bundle = self.bundle_dir(&id);
         tokio::task::spawn_blocking(move || -> Result<(), String> {
-            let hierarchy = Hierarchy::detect().map_err(|e| e.to_string())?;
-            Cgroup::new(hierarchy, &cgroups_path)
-                .and_then(|c| c.kill_all_and_remove(Duration::from_secs(10)))
-                .map_err(|e| format!("removing cgroup: {e}"))?;
+            super::remove_cgroup(&cgroups_path)?;
             super::sandbox::unmount_all(&layer_dir.join("rootfs"))?;
-            for dir in [&layer_dir, &bundle] {
-                match std::fs::remove_dir_all(dir) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                        return Err(format!("removing {}: {e}", dir.display()));
-                    }
-                    _ => {}
-                }
-            }
-            Ok(())
+            super::remove_dir_if_present(&layer_dir)?;
+            super::remove_dir_if_present(&bundle)
         })
         .await
         .map_err(|e| RuntimeError::Internal(e.to_string()))?
         .map_err(RuntimeError::Internal)?;
+        let _ = std::fs::remove_file(self.attach_socket(&id));
         self.containers.lock().expect("containers").remove(&id);
         self.locks.forget(&id);
         tracing::info!(container = %id, "container removed");
@@ -522,25 +546,32 @@ impl Runtime {
         Ok((status, info))
     }
 
-    pub fn list_containers(&self, filter: Option<&cri::ContainerFilter>) -> Vec<cri::Container> {
-        let entries: Vec<ContainerEntry> = self
-            .containers
+    /// Containers matching an id prefix, a sandbox id prefix and labels
+    /// (the fields ContainerFilter and ContainerStatsFilter share).
+    fn matching(
+        &self,
+        filter: Option<(&String, &String, &HashMap<String, String>)>,
+    ) -> Vec<ContainerEntry> {
+        self.containers
             .lock()
             .expect("containers")
             .values()
-            .cloned()
-            .collect();
-        let mut out: Vec<cri::Container> = entries
-            .iter()
             .filter(|e| match filter {
                 None => true,
-                Some(f) => {
-                    (f.id.is_empty() || e.record.id.starts_with(&f.id))
-                        && (f.pod_sandbox_id.is_empty()
-                            || e.record.sandbox_id.starts_with(&f.pod_sandbox_id))
-                        && labels_match(&e.config.labels, &f.label_selector)
+                Some((id, sandbox, labels)) => {
+                    e.record.id.starts_with(id.as_str())
+                        && e.record.sandbox_id.starts_with(sandbox.as_str())
+                        && labels_match(&e.config.labels, labels)
                 }
             })
+            .cloned()
+            .collect()
+    }
+
+    pub fn list_containers(&self, filter: Option<&cri::ContainerFilter>) -> Vec<cri::Container> {
+        let entries = self.matching(filter.map(|f| (&f.id, &f.pod_sandbox_id, &f.label_selector)));
+        let mut out: Vec<cri::Container> = entries
+            .iter()
             .map(|e| (e, Self::state_of(&self.observe(&e.record)) as i32))
             .filter(|(_, state)| {
                 filter
@@ -583,9 +614,7 @@ impl Runtime {
         if cmd.is_empty() {
             return Err(RuntimeError::InvalidArgument("exec needs a command".into()));
         }
-        let entry = self.container(id)?;
-        let init = self.running_init(&entry)?;
-        let mut command = self.exec_command(&entry, init.pid, &cmd, false);
+        let mut command = self.exec_target(id, &cmd)?.command(None);
         command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -615,26 +644,32 @@ impl Runtime {
         })
     }
 
-    /// The helper process that runs `cmd` inside a running container.
-    fn exec_command(
-        &self,
-        entry: &ContainerEntry,
-        pid: i32,
-        cmd: &[String],
-        tty: bool,
-    ) -> tokio::process::Command {
-        let mut command = tokio::process::Command::new(&self.config.shim_binary);
-        command
-            .arg("nsexec")
-            .arg("--bundle")
-            .arg(self.bundle_dir(&entry.record.id))
-            .arg("--pid")
-            .arg(pid.to_string());
-        if tty {
-            command.arg("--tty");
+    /// The helper that runs `cmd` inside a running container; the caller
+    /// wires its stdio (and, for a terminal, its console socket).
+    pub fn exec_target(&self, id: &str, cmd: &[String]) -> Result<ExecTarget, RuntimeError> {
+        if cmd.is_empty() {
+            return Err(RuntimeError::InvalidArgument("exec needs a command".into()));
         }
-        command.arg("--").args(cmd);
-        command
+        let entry = self.container(id)?;
+        let init = self.running_init(&entry)?;
+        Ok(ExecTarget {
+            program: self.config.shim_binary.clone(),
+            bundle: self.bundle_dir(&entry.record.id),
+            pid: init.pid,
+            command: cmd.to_vec(),
+        })
+    }
+
+    /// The shim's attach socket of a running container, whether it has a
+    /// terminal, and whether its stdin is open.
+    pub fn attach_target(&self, id: &str) -> Result<(PathBuf, bool, bool), RuntimeError> {
+        let entry = self.container(id)?;
+        self.running_init(&entry)?;
+        Ok((
+            self.attach_socket(&entry.record.id),
+            entry.config.tty,
+            entry.config.stdin,
+        ))
     }
 
     pub async fn update_container_resources(
@@ -718,24 +753,8 @@ impl Runtime {
         &self,
         filter: Option<&cri::ContainerStatsFilter>,
     ) -> Vec<cri::ContainerStats> {
-        let entries: Vec<ContainerEntry> = self
-            .containers
-            .lock()
-            .expect("containers")
-            .values()
-            .cloned()
-            .collect();
-        entries
+        self.matching(filter.map(|f| (&f.id, &f.pod_sandbox_id, &f.label_selector)))
             .iter()
-            .filter(|e| match filter {
-                None => true,
-                Some(f) => {
-                    (f.id.is_empty() || e.record.id.starts_with(&f.id))
-                        && (f.pod_sandbox_id.is_empty()
-                            || e.record.sandbox_id.starts_with(&f.pod_sandbox_id))
-                        && labels_match(&e.config.labels, &f.label_selector)
-                }
-            })
             .filter(|e| matches!(self.observe(&e.record), Observed::Running(_)))
             .map(|e| self.stats_of(e))
             .collect()

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::image::ImageManager;
 use network::PodNetwork;
 
-pub use containers::ExecOutput;
+pub use containers::{ExecOutput, ExecTarget};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -180,6 +180,7 @@ impl Runtime {
         for dir in [
             config.state.join("sandboxes"),
             config.state.join("containers"),
+            config.state.join("attach"),
             config.root.join("containers"),
         ] {
             std::fs::create_dir_all(&dir)
@@ -212,6 +213,14 @@ impl Runtime {
 
     fn bundle_dir(&self, id: &str) -> PathBuf {
         self.config.state.join("containers").join(id)
+    }
+
+    /// Short, so it fits a unix socket path.
+    fn attach_socket(&self, id: &str) -> PathBuf {
+        self.config
+            .state
+            .join("attach")
+            .join(format!("{}.sock", &id[..id.len().min(16)]))
     }
 
     fn layer_dir(&self, id: &str) -> PathBuf {
@@ -273,44 +282,56 @@ impl Runtime {
     }
 
     fn sandbox(&self, id: &str) -> Result<SandboxEntry, RuntimeError> {
-        let sandboxes = self.sandboxes.lock().expect("sandboxes");
-        if let Some(e) = sandboxes.get(id) {
-            return Ok(e.clone());
-        }
-        // CRI clients may use a unique prefix of the id.
-        let matches: Vec<&SandboxEntry> = sandboxes
-            .values()
-            .filter(|e| !id.is_empty() && e.record.id.starts_with(id))
-            .collect();
-        match matches.as_slice() {
-            [one] => Ok((*one).clone()),
-            [] => Err(RuntimeError::NotFound(format!(
-                "pod sandbox {id:?} not found"
-            ))),
-            _ => Err(RuntimeError::InvalidArgument(format!(
-                "pod sandbox id prefix {id:?} is ambiguous"
-            ))),
-        }
+        find_by_id(
+            &self.sandboxes.lock().expect("sandboxes"),
+            id,
+            "pod sandbox",
+        )
     }
 
     fn container(&self, id: &str) -> Result<ContainerEntry, RuntimeError> {
-        let containers = self.containers.lock().expect("containers");
-        if let Some(e) = containers.get(id) {
-            return Ok(e.clone());
+        find_by_id(
+            &self.containers.lock().expect("containers"),
+            id,
+            "container",
+        )
+    }
+}
+
+/// An object by its id or, as CRI clients may use, a unique prefix of it.
+fn find_by_id<T: Clone>(map: &HashMap<String, T>, id: &str, kind: &str) -> Result<T, RuntimeError> {
+    if let Some(e) = map.get(id) {
+        return Ok(e.clone());
+    }
+    let matches: Vec<&T> = map
+        .iter()
+        .filter(|(key, _)| !id.is_empty() && key.starts_with(id))
+        .map(|(_, e)| e)
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(RuntimeError::NotFound(format!("{kind} {id:?} not found"))),
+        _ => Err(RuntimeError::InvalidArgument(format!(
+            "{kind} id prefix {id:?} is ambiguous"
+        ))),
+    }
+}
+
+/// Kills what is left in a cgroup and removes it (in every hierarchy).
+fn remove_cgroup(path: &str) -> Result<(), String> {
+    let hierarchy = cgroups::Hierarchy::detect().map_err(|e| e.to_string())?;
+    cgroups::Cgroup::new(hierarchy, path)
+        .and_then(|c| c.kill_all_and_remove(std::time::Duration::from_secs(10)))
+        .map_err(|e| format!("removing cgroup {path}: {e}"))
+}
+
+/// Removes a directory tree; one that is already gone is fine.
+fn remove_dir_if_present(dir: &Path) -> Result<(), String> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(format!("removing {}: {e}", dir.display()))
         }
-        let matches: Vec<&ContainerEntry> = containers
-            .values()
-            .filter(|e| !id.is_empty() && e.record.id.starts_with(id))
-            .collect();
-        match matches.as_slice() {
-            [one] => Ok((*one).clone()),
-            [] => Err(RuntimeError::NotFound(format!(
-                "container {id:?} not found"
-            ))),
-            _ => Err(RuntimeError::InvalidArgument(format!(
-                "container id prefix {id:?} is ambiguous"
-            ))),
-        }
+        _ => Ok(()),
     }
 }
 

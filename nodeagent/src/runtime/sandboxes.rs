@@ -2,11 +2,9 @@
 //! ListPodSandbox over the runtime core.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use proto::cri;
 
-use super::cgroups::{Cgroup, Hierarchy};
 use super::sandbox::{self, NamespaceChoice};
 use super::{
     Runtime, RuntimeError, SandboxEntry, SandboxRecord, encode, labels_match, new_id, now_nanos,
@@ -213,18 +211,10 @@ impl Runtime {
             .then(|| self.sandbox_cgroup_parent(&entry));
         tokio::task::spawn_blocking(move || {
             if let Some(path) = own_cgroup {
-                let hierarchy = Hierarchy::detect().map_err(|e| e.to_string())?;
-                Cgroup::new(hierarchy, &path)
-                    .and_then(|c| c.kill_all_and_remove(Duration::from_secs(10)))
-                    .map_err(|e| format!("removing the pod cgroup: {e}"))?;
+                super::remove_cgroup(&path)?;
             }
             sandbox::release(&dir)?;
-            match std::fs::remove_dir_all(&dir) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    Err(format!("removing {}: {e}", dir.display()))
-                }
-                _ => Ok(()),
-            }
+            super::remove_dir_if_present(&dir)
         })
         .await
         .map_err(|e| RuntimeError::Internal(e.to_string()))?
@@ -233,6 +223,21 @@ impl Runtime {
         self.locks.forget(&id);
         tracing::info!(sandbox = %id, "pod sandbox removed");
         Ok(())
+    }
+
+    /// The network namespace file of a ready sandbox (None: the host's).
+    pub fn sandbox_netns(&self, id: &str) -> Result<Option<std::path::PathBuf>, RuntimeError> {
+        let entry = self.sandbox(id)?;
+        if !entry.record.ready {
+            return Err(RuntimeError::FailedPrecondition(format!(
+                "pod sandbox {} is not ready",
+                entry.record.id
+            )));
+        }
+        Ok(entry
+            .record
+            .own_net
+            .then(|| sandbox::ns_path(&self.sandbox_dir(&entry.record.id), "net")))
     }
 
     fn container_ids_of(&self, sandbox_id: &str) -> Vec<String> {

@@ -12,17 +12,22 @@ use proto::cri::image_service_client::ImageServiceClient;
 use proto::cri::runtime_service_client::RuntimeServiceClient;
 use tonic::transport::{Channel, Endpoint};
 
-const AGENT: &str = env!("CARGO_BIN_EXE_berth-nodeagent");
-
 /// The directories, cgroup root and agent process of one test node.
 pub struct Node {
     pub dir: tempfile::TempDir,
     pub cgroup_root: String,
+    binary: PathBuf,
     agent: Option<Child>,
 }
 
 impl Node {
+    /// A node running the test build of the agent.
     pub fn new() -> Node {
+        Node::new_with_binary(env!("CARGO_BIN_EXE_berth-nodeagent"))
+    }
+
+    /// A node running the given agent binary.
+    pub fn new_with_binary(binary: &str) -> Node {
         let dir = tempfile::Builder::new()
             .prefix("berth-node-")
             .tempdir()
@@ -34,6 +39,7 @@ impl Node {
         let mut node = Node {
             dir,
             cgroup_root,
+            binary: PathBuf::from(binary),
             agent: None,
         };
         node.start_agent();
@@ -65,7 +71,7 @@ impl Node {
             .append(true)
             .open(self.dir.path().join("agent.log"))
             .unwrap();
-        let child = Command::new(AGENT)
+        let child = Command::new(&self.binary)
             .arg("cri")
             .arg("--root")
             .arg(self.root())
@@ -78,7 +84,7 @@ impl Node {
             .arg("--cgroup-root")
             .arg(&self.cgroup_root)
             .arg("--log-level")
-            .arg("debug")
+            .arg(std::env::var("BERTH_AGENT_LOG").unwrap_or_else(|_| "info".into()))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)

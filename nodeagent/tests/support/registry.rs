@@ -45,7 +45,7 @@ const BUSYBOX_APPLETS: &[&str] = &[
     "ln", "chmod", "chown", "readlink", "stat", "sort", "uname", "whoami", "pwd", "date", "seq",
     "yes", "tee", "test", "[", "kill", "sed", "awk", "find", "xargs", "du", "df", "free", "top",
     "mount", "umount", "wget", "nslookup", "ip", "ping", "printf", "expr", "sync", "groups",
-    "pidof", "nproc", "cut", "tr", "basename", "dirname", "timeout", "mktemp",
+    "pidof", "nproc", "cut", "tr", "basename", "dirname", "timeout", "mktemp", "stty", "tty",
 ];
 const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n\
                       nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n\
