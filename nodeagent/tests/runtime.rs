@@ -399,6 +399,19 @@ async fn a_container_logs_execs_stops_and_is_removed_without_leftovers() {
         .unwrap();
     assert!(stats.memory.unwrap().usage_bytes.unwrap().value > 0);
     assert!(stats.cpu.unwrap().usage_core_nano_seconds.unwrap().value > 0);
+    let pod_stats = client
+        .pod_sandbox_stats(cri::PodSandboxStatsRequest {
+            pod_sandbox_id: pod.sandbox_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .stats
+        .unwrap()
+        .linux
+        .unwrap();
+    assert_eq!(pod_stats.containers.len(), 1);
+    assert!(pod_stats.memory.unwrap().usage_bytes.unwrap().value > 0);
 
     // Log rotation: move the file away, reopen, new output lands in a new file.
     let log = log_path(&node, "web", "main");
@@ -686,6 +699,20 @@ async fn users_security_context_and_bad_requests() {
             node.agent_log()
         );
     }
+
+    // An image a container runs on cannot be removed.
+    let err = node
+        .images()
+        .await
+        .remove_image(cri::RemoveImageRequest {
+            image: Some(ImageSpec {
+                image: image.clone(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err:?}");
 
     // Bad requests get CRI error codes and leave nothing behind.
     let err = create(

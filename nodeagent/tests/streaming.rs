@@ -325,27 +325,35 @@ async fn attach_to_stdin_and_port_forward_into_the_pod() {
         false,
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let url = f
-        .client
-        .port_forward(cri::PortForwardRequest {
-            pod_sandbox_id: f.sandbox_id.clone(),
-            port: vec![8080],
+    // httpd may still be starting: a refused connection comes back on the
+    // error channel, and the forward is tried again.
+    let mut text = String::new();
+    for _ in 0..50 {
+        let url = f
+            .client
+            .port_forward(cri::PortForwardRequest {
+                pod_sandbox_id: f.sandbox_id.clone(),
+                port: vec![8080],
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .url;
+        let mut socket = open(&format!("{url}?port=8080"), "v4.channel.k8s.io").await;
+        // Each channel first announces its port.
+        let announce = collect(&mut socket, |o| o[0].len() >= 2 && o[1].len() >= 2).await;
+        assert_eq!(&announce[0][..2], &8080u16.to_le_bytes());
+        send(&mut socket, 0, b"GET /index.html HTTP/1.0\r\n\r\n").await;
+        let out = collect(&mut socket, |o| {
+            String::from_utf8_lossy(&o[0]).contains("hello-pf") || o[1].len() > 2
         })
-        .await
-        .unwrap()
-        .into_inner()
-        .url;
-    let mut socket = open(&format!("{url}?port=8080"), "v4.channel.k8s.io").await;
-    // Each channel first announces its port.
-    let announce = collect(&mut socket, |o| o[0].len() >= 2 && o[1].len() >= 2).await;
-    assert_eq!(&announce[0][..2], &8080u16.to_le_bytes());
-    send(&mut socket, 0, b"GET /index.html HTTP/1.0\r\n\r\n").await;
-    let out = collect(&mut socket, |o| {
-        String::from_utf8_lossy(&o[0]).contains("hello-pf")
-    })
-    .await;
-    let text = String::from_utf8_lossy(&out[0]);
+        .await;
+        text = String::from_utf8_lossy(&out[0]).into_owned();
+        if text.contains("hello-pf") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(
         text.contains("200 OK") && text.contains("hello-pf"),
         "{text}"

@@ -15,6 +15,8 @@ use crate::image::{ImageError, ImageManager, ImageRecord, PullAuth};
 
 pub struct ImageService {
     pub images: Arc<ImageManager>,
+    /// The runtime whose containers pin images (None: images only).
+    pub runtime: Option<Arc<crate::runtime::Runtime>>,
 }
 
 /// Image errors as gRPC statuses.
@@ -150,6 +152,16 @@ impl cri::image_service_server::ImageService for ImageService {
         request: Request<RemoveImageRequest>,
     ) -> Result<Response<RemoveImageResponse>, Status> {
         let reference = requested_image(request.into_inner().image.as_ref())?;
+        // Containers run on the image's layers: it stays while one exists.
+        if let (Some(runtime), Some(image)) = (&self.runtime, self.images.find(&reference)) {
+            let users = runtime.containers_using_image(&image.id);
+            if !users.is_empty() {
+                return Err(Status::failed_precondition(format!(
+                    "image {reference} is in use by container {}",
+                    users.join(", ")
+                )));
+            }
+        }
         self.images.remove(&reference).map_err(status_of)?;
         Ok(Response::new(RemoveImageResponse {}))
     }

@@ -116,7 +116,10 @@ pub async fn serve(
     let runtime = runtime(&config, images.clone())?;
     let listener = bind(&config.socket)?;
     tracing::info!(socket = %config.socket.display(), root = %config.root.display(), "CRI server listening");
-    let image_service = image_service::ImageService { images };
+    let image_service = image_service::ImageService {
+        images,
+        runtime: Some(runtime.clone()),
+    };
     let streaming = streaming::StreamingServer::start(config.streaming_address, runtime.clone())
         .await
         .map_err(|source| CriError::Io {

@@ -36,12 +36,6 @@ fn required<T>(value: Option<T>, what: &str) -> Result<T, Status> {
     value.ok_or_else(|| Status::invalid_argument(format!("{what} is required")))
 }
 
-fn not_yet(what: &str) -> Status {
-    Status::unimplemented(format!(
-        "{what} is not served by this runtime yet (see the CRI runtime issue)"
-    ))
-}
-
 #[tonic::async_trait]
 impl cri::runtime_service_server::RuntimeService for RuntimeService {
     async fn version(&self, _: Request<cri::VersionRequest>) -> Reply<cri::VersionResponse> {
@@ -293,16 +287,24 @@ impl cri::runtime_service_server::RuntimeService for RuntimeService {
 
     async fn pod_sandbox_stats(
         &self,
-        _: Request<cri::PodSandboxStatsRequest>,
+        request: Request<cri::PodSandboxStatsRequest>,
     ) -> Reply<cri::PodSandboxStatsResponse> {
-        Err(not_yet("PodSandboxStats"))
+        let id = request.into_inner().pod_sandbox_id;
+        reply(
+            self.runtime
+                .pod_sandbox_stats(&id)
+                .map(|stats| cri::PodSandboxStatsResponse { stats: Some(stats) }),
+        )
     }
 
     async fn list_pod_sandbox_stats(
         &self,
-        _: Request<cri::ListPodSandboxStatsRequest>,
+        request: Request<cri::ListPodSandboxStatsRequest>,
     ) -> Reply<cri::ListPodSandboxStatsResponse> {
-        Err(not_yet("ListPodSandboxStats"))
+        let filter = request.into_inner().filter;
+        Ok(Response::new(cri::ListPodSandboxStatsResponse {
+            stats: self.runtime.list_pod_sandbox_stats(filter.as_ref()),
+        }))
     }
 
     async fn update_runtime_config(

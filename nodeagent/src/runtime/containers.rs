@@ -660,6 +660,17 @@ impl Runtime {
         })
     }
 
+    /// Ids of the containers (in any state) whose rootfs is on an image.
+    pub fn containers_using_image(&self, image_id: &str) -> Vec<String> {
+        self.containers
+            .lock()
+            .expect("containers")
+            .values()
+            .filter(|c| c.record.image_id == image_id)
+            .map(|c| c.record.id.clone())
+            .collect()
+    }
+
     /// The shim's attach socket of a running container, whether it has a
     /// terminal, and whether its stdin is open.
     pub fn attach_target(&self, id: &str) -> Result<(PathBuf, bool, bool), RuntimeError> {

@@ -225,6 +225,76 @@ impl Runtime {
         Ok(())
     }
 
+    /// A sandbox's usage: its running containers' stats and their sums.
+    pub fn pod_sandbox_stats(&self, id: &str) -> Result<cri::PodSandboxStats, RuntimeError> {
+        let entry = self.sandbox(id)?;
+        Ok(self.stats_of_sandbox(&entry))
+    }
+
+    pub fn list_pod_sandbox_stats(
+        &self,
+        filter: Option<&cri::PodSandboxStatsFilter>,
+    ) -> Vec<cri::PodSandboxStats> {
+        let entries: Vec<SandboxEntry> = self
+            .sandboxes
+            .lock()
+            .expect("sandboxes")
+            .values()
+            .filter(|e| e.record.ready)
+            .filter(|e| {
+                filter.is_none_or(|f| {
+                    e.record.id.starts_with(&f.id)
+                        && labels_match(&e.config.labels, &f.label_selector)
+                })
+            })
+            .cloned()
+            .collect();
+        entries.iter().map(|e| self.stats_of_sandbox(e)).collect()
+    }
+
+    fn stats_of_sandbox(&self, entry: &SandboxEntry) -> cri::PodSandboxStats {
+        let containers = self.list_container_stats(Some(&cri::ContainerStatsFilter {
+            pod_sandbox_id: entry.record.id.clone(),
+            ..Default::default()
+        }));
+        let now = super::now_nanos();
+        let sum = |f: &dyn Fn(&cri::ContainerStats) -> Option<u64>| -> Option<cri::UInt64Value> {
+            Some(cri::UInt64Value {
+                value: containers.iter().filter_map(f).sum(),
+            })
+        };
+        cri::PodSandboxStats {
+            attributes: Some(cri::PodSandboxAttributes {
+                id: entry.record.id.clone(),
+                metadata: entry.config.metadata.clone(),
+                labels: entry.config.labels.clone(),
+                annotations: entry.config.annotations.clone(),
+            }),
+            linux: Some(cri::LinuxPodSandboxStats {
+                cpu: Some(cri::CpuUsage {
+                    timestamp: now,
+                    usage_core_nano_seconds: sum(&|c| {
+                        Some(c.cpu.as_ref()?.usage_core_nano_seconds.as_ref()?.value)
+                    }),
+                    usage_nano_cores: None,
+                }),
+                memory: Some(cri::MemoryUsage {
+                    timestamp: now,
+                    working_set_bytes: sum(&|c| {
+                        Some(c.memory.as_ref()?.working_set_bytes.as_ref()?.value)
+                    }),
+                    usage_bytes: sum(&|c| Some(c.memory.as_ref()?.usage_bytes.as_ref()?.value)),
+                    rss_bytes: sum(&|c| Some(c.memory.as_ref()?.rss_bytes.as_ref()?.value)),
+                    ..Default::default()
+                }),
+                network: None,
+                process: None,
+                containers,
+            }),
+            windows: None,
+        }
+    }
+
     /// The network namespace file of a ready sandbox (None: the host's).
     pub fn sandbox_netns(&self, id: &str) -> Result<Option<std::path::PathBuf>, RuntimeError> {
         let entry = self.sandbox(id)?;
