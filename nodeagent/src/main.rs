@@ -39,6 +39,10 @@ enum Command {
         /// Address of the exec/attach/port-forward streaming server (port 0: any free port).
         #[arg(long, default_value = "127.0.0.1:0")]
         streaming_address: std::net::SocketAddr,
+        /// Default pids limit of each container (0: unlimited); a container's
+        /// `pids.max` in its unified resources overrides it.
+        #[arg(long, default_value_t = 0)]
+        pids_limit: i64,
     },
     /// Load images from an archive into the node's image store.
     Image {
@@ -169,11 +173,13 @@ async fn run(command: Command) -> Result<(), String> {
             registry_config_dir,
             cgroup_root,
             streaming_address,
+            pids_limit,
         } => {
             let mut config = berth_nodeagent::cri::CriConfig::new(root, state, socket);
             config.registry_config_dir = Some(registry_config_dir);
             config.cgroup_root = cgroup_root;
             config.streaming_address = streaming_address;
+            config.pids_limit = (pids_limit > 0).then_some(pids_limit);
             berth_nodeagent::cri::serve(config, async {
                 let mut term =
                     tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

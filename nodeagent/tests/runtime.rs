@@ -7,7 +7,7 @@
 mod support;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use proto::cri::{
@@ -777,6 +777,129 @@ async fn users_security_context_and_bad_requests() {
         .unwrap()
         .count();
     assert_eq!(on_disk, 2, "failed creates must leave no bundle");
+
+    remove_pod(&mut client, &pod).await;
+    assert_nothing_left(&node, &[]).await;
+}
+
+fn cgroup_file(info: &serde_json::Value, controller: &str, file: &str) -> String {
+    let path = info["cgroupsPath"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches('/');
+    std::fs::read_to_string(format!("/sys/fs/cgroup/{controller}/{path}/{file}"))
+        .unwrap_or_else(|e| panic!("{controller}/{path}/{file}: {e}"))
+        .trim()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_bind_mounts_and_resource_updates() {
+    let registry = Registry::start(None);
+    registry.push("berth/busybox", "latest", &TestImage::busybox());
+    let image = registry.reference("berth/busybox", "latest");
+    let node = Node::new();
+    pull(&node, &image).await;
+    let mut client = node.runtime().await;
+    let pod = run_pod(&mut client, &node, "limited").await;
+    let host = node.dir.path().join("hostdata");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::write(host.join("data.txt"), "from host\n").unwrap();
+
+    let mut config = container_config(
+        "main",
+        &image,
+        &[
+            "sh",
+            "-c",
+            "cat /data/data.txt; touch /data/x || echo ro; sleep 1000",
+        ],
+    );
+    config.mounts.push(cri::Mount {
+        container_path: "/data".into(),
+        host_path: host.display().to_string(),
+        readonly: true,
+        ..Default::default()
+    });
+    config.linux = Some(LinuxContainerConfig {
+        resources: Some(LinuxContainerResources {
+            cpu_shares: 512,
+            cpu_quota: 50_000,
+            cpu_period: 100_000,
+            memory_limit_in_bytes: 64 * 1024 * 1024,
+            unified: HashMap::from([("pids.max".to_string(), "16".to_string())]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let id = run(&mut client, &pod, config).await;
+    assert!(
+        eventually(Duration::from_secs(10), || read_log(
+            &node, "limited", "main"
+        )
+        .contains(" stdout F ro\n"))
+        .await,
+        "{}",
+        read_log(&node, "limited", "main")
+    );
+    assert!(read_log(&node, "limited", "main").contains(" stdout F from host\n"));
+    assert!(!host.join("x").exists());
+
+    let (_, info) = status(&mut client, &id).await;
+    if Path::new("/sys/fs/cgroup/cpu/cpu.shares").exists() {
+        assert_eq!(cgroup_file(&info, "cpu", "cpu.shares"), "512");
+        assert_eq!(cgroup_file(&info, "cpu", "cpu.cfs_quota_us"), "50000");
+        assert_eq!(
+            cgroup_file(&info, "memory", "memory.limit_in_bytes"),
+            "67108864"
+        );
+        assert_eq!(cgroup_file(&info, "pids", "pids.max"), "16");
+    }
+    // The pids limit holds: 30 background sleeps cannot all fork.
+    let out = exec(
+        &mut client,
+        &id,
+        &["sh", "-c", "for i in $(seq 30); do sleep 1 & done; wait"],
+    )
+    .await;
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("fork"),
+        "{out:?}"
+    );
+
+    client
+        .update_container_resources(cri::UpdateContainerResourcesRequest {
+            container_id: id.clone(),
+            linux: Some(LinuxContainerResources {
+                cpu_quota: 20_000,
+                cpu_period: 100_000,
+                memory_limit_in_bytes: 128 * 1024 * 1024,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    if Path::new("/sys/fs/cgroup/cpu/cpu.shares").exists() {
+        assert_eq!(cgroup_file(&info, "cpu", "cpu.cfs_quota_us"), "20000");
+        assert_eq!(
+            cgroup_file(&info, "memory", "memory.limit_in_bytes"),
+            "134217728"
+        );
+    }
+    let (s, _) = status(&mut client, &id).await;
+    let resources = s.resources.unwrap().linux.unwrap();
+    assert_eq!(resources.memory_limit_in_bytes, 128 * 1024 * 1024);
+
+    // A mount whose source is missing is refused before anything is made.
+    let mut bad = container_config("bad", &image, &["sh"]);
+    bad.mounts.push(cri::Mount {
+        container_path: "/data".into(),
+        host_path: "/no/such/dir".into(),
+        ..Default::default()
+    });
+    let err = create(&mut client, &pod, bad).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
 
     remove_pod(&mut client, &pod).await;
     assert_nothing_left(&node, &[]).await;

@@ -30,6 +30,8 @@ pub struct CriConfig {
     pub cgroup_root: String,
     /// Where the exec/attach/port-forward streaming server listens.
     pub streaming_address: std::net::SocketAddr,
+    /// Default pids limit of each container (None: unlimited).
+    pub pids_limit: Option<i64>,
 }
 
 impl CriConfig {
@@ -43,6 +45,7 @@ impl CriConfig {
             shim_binary: None,
             cgroup_root: "berth".into(),
             streaming_address: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            pids_limit: None,
         }
     }
 }
@@ -84,6 +87,7 @@ pub fn runtime(config: &CriConfig, images: Arc<ImageManager>) -> Result<Arc<Runt
         state: config.state.clone(),
         shim_binary,
         cgroup_root: config.cgroup_root.clone(),
+        pids_limit: config.pids_limit,
     };
     Runtime::open(runtime_config, images, Arc::new(LoopbackOnly))
         .map_err(|e| CriError::Setup(e.to_string()))

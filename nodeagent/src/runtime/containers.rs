@@ -218,6 +218,7 @@ impl Runtime {
                 record.clone(),
             );
             let image_config = image.config.clone();
+            let pids_limit = self.config.pids_limit;
             tokio::task::spawn_blocking(move || -> Result<(), RuntimeError> {
                 let rootfs = mount_rootfs(&layer_dir, &layers)?;
                 let security = config
@@ -240,6 +241,7 @@ impl Runtime {
                     user: &user,
                     sandbox: &context,
                     cgroups_path: record.cgroups_path.clone(),
+                    pids_limit,
                 })
                 .map_err(RuntimeError::InvalidArgument)?;
                 std::fs::create_dir_all(&bundle).map_err(internal("creating the bundle"))?;
@@ -705,7 +707,8 @@ impl Runtime {
             cpu_period: (resources.cpu_period > 0).then_some(resources.cpu_period as u64),
             memory_limit: (resources.memory_limit_in_bytes > 0)
                 .then_some(resources.memory_limit_in_bytes),
-            pids_limit: None,
+            pids_limit: super::spec::pids_limit(&resources, None)
+                .map_err(RuntimeError::InvalidArgument)?,
             cpuset_cpus: Some(resources.cpuset_cpus.clone()).filter(|s| !s.is_empty()),
             cpuset_mems: Some(resources.cpuset_mems.clone()).filter(|s| !s.is_empty()),
         };

@@ -58,6 +58,8 @@ pub struct RuntimeConfig {
     pub shim_binary: PathBuf,
     /// Parent cgroup for sandboxes that name none.
     pub cgroup_root: String,
+    /// Default pids limit of each container (None: unlimited).
+    pub pids_limit: Option<i64>,
 }
 
 /// A sandbox as stored in `state/sandboxes/<id>/sandbox.json`.

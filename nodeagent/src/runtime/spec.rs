@@ -11,8 +11,8 @@ use std::str::FromStr;
 use oci_spec::runtime::{
     Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceBuilder,
     LinuxDeviceType, LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType,
-    LinuxResourcesBuilder, Mount, MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
-    UserBuilder,
+    LinuxPidsBuilder, LinuxResourcesBuilder, Mount, MountBuilder, ProcessBuilder, RootBuilder,
+    Spec, SpecBuilder, UserBuilder,
 };
 use proto::cri;
 
@@ -72,6 +72,8 @@ pub struct SpecInput<'a> {
     pub user: &'a ResolvedUser,
     pub sandbox: &'a SandboxContext,
     pub cgroups_path: String,
+    /// The node's default pids limit for containers (None: unlimited).
+    pub pids_limit: Option<i64>,
 }
 
 /// The process args: `command` replaces the image's entrypoint (and drops
@@ -422,6 +424,14 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, String> {
                 .map_err(err)?,
         );
     }
+    if let Some(limit) = pids_limit(&resources, input.pids_limit)? {
+        linux_resources = linux_resources.pids(
+            LinuxPidsBuilder::default()
+                .limit(limit)
+                .build()
+                .map_err(err)?,
+        );
+    }
     let mut devices = Vec::new();
     for d in &config.devices {
         devices.push(device(d)?);
@@ -461,6 +471,24 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, String> {
         .annotations(HashMap::new())
         .build()
         .map_err(err)
+}
+
+/// The pids limit: `pids.max` of the CRI's unified map when given ("max":
+/// none), else the node's default.
+pub fn pids_limit(
+    resources: &cri::LinuxContainerResources,
+    default: Option<i64>,
+) -> Result<Option<i64>, String> {
+    match resources.unified.get("pids.max").map(|v| v.trim()) {
+        Some("max") => Ok(None),
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(Some)
+            .ok_or_else(|| format!("invalid pids.max {v:?}")),
+        None => Ok(default.filter(|n| *n > 0)),
+    }
 }
 
 fn device(d: &cri::Device) -> Result<oci_spec::runtime::LinuxDevice, String> {
@@ -581,6 +609,7 @@ mod tests {
             user: &user,
             sandbox: &sandbox,
             cgroups_path: "/berth/p/c".into(),
+            pids_limit: Some(4096),
         })
         .unwrap();
         let linux = spec.linux().as_ref().unwrap();
@@ -602,5 +631,13 @@ mod tests {
         let json = serde_json::to_value(&spec).unwrap();
         assert_eq!(json["process"]["args"][0], "sh");
         assert_eq!(json["root"]["path"], "/r");
+        assert_eq!(json["linux"]["resources"]["pids"]["limit"], 4096);
+        let mut r = cri::LinuxContainerResources::default();
+        r.unified.insert("pids.max".into(), "max".into());
+        assert_eq!(pids_limit(&r, Some(10)).unwrap(), None);
+        r.unified.insert("pids.max".into(), "20".into());
+        assert_eq!(pids_limit(&r, None).unwrap(), Some(20));
+        r.unified.insert("pids.max".into(), "lots".into());
+        assert!(pids_limit(&r, None).is_err());
     }
 }
