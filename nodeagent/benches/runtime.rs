@@ -188,33 +188,16 @@ fn sandbox_config(i: usize, node: &Node) -> cri::PodSandboxConfig {
     }
 }
 
-fn pull_request(reference: String) -> cri::PullImageRequest {
-    cri::PullImageRequest {
-        image: Some(cri::ImageSpec {
-            image: reference,
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
 async fn cri_benchmarks(runs: usize, image_mb: usize) {
     let registry = Registry::start(None);
     registry.push("bench/busybox", "latest", &TestImage::busybox());
     registry.push("bench/large", "latest", &TestImage::large(image_mb));
     let image = registry.reference("bench/busybox", "latest");
     let node = Node::new_with_binary(AGENT);
-    let mut images = node.images().await;
-    images
-        .pull_image(pull_request(image.clone()))
-        .await
-        .expect("pull busybox");
-
+    node.pull(&image).await;
     let started = Instant::now();
-    images
-        .pull_image(pull_request(registry.reference("bench/large", "latest")))
-        .await
-        .expect("pull large image");
+    node.pull(&registry.reference("bench/large", "latest"))
+        .await;
     let elapsed = started.elapsed();
     println!(
         "pull+unpack of a {image_mb} MiB image (4 gzip layers, local registry): {} ({:.1} MiB/s)",

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use proto::cri::{
     self, ContainerConfig, ContainerMetadata, CreateContainerRequest, ExecSyncRequest, ImageSpec,
     KeyValue, LinuxContainerConfig, LinuxContainerResources, LinuxContainerSecurityContext,
-    ListContainersRequest, PodSandboxConfig, PodSandboxMetadata, PullImageRequest,
-    RemoveContainerRequest, RemovePodSandboxRequest, RunPodSandboxRequest, StartContainerRequest,
-    StopContainerRequest, StopPodSandboxRequest, runtime_service_client::RuntimeServiceClient,
+    ListContainersRequest, PodSandboxConfig, PodSandboxMetadata, RemoveContainerRequest,
+    RemovePodSandboxRequest, RunPodSandboxRequest, StartContainerRequest, StopContainerRequest,
+    StopPodSandboxRequest, runtime_service_client::RuntimeServiceClient,
 };
 use support::agent::{Node, alive, eventually};
 use support::registry::{Registry, TestImage};
@@ -72,20 +72,6 @@ fn container_config(name: &str, image: &str, command: &[&str]) -> ContainerConfi
 struct Pod {
     sandbox_id: String,
     config: PodSandboxConfig,
-}
-
-async fn pull(node: &Node, image: &str) {
-    node.images()
-        .await
-        .pull_image(PullImageRequest {
-            image: Some(ImageSpec {
-                image: image.into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .expect("pull");
 }
 
 async fn run_pod(client: &mut Client, node: &Node, name: &str) -> Pod {
@@ -181,6 +167,17 @@ fn log_path(node: &Node, pod: &str, container: &str) -> PathBuf {
         .join("0.log")
 }
 
+/// Waits until a container's log holds `text`.
+async fn wait_for_log(node: &Node, pod: &str, container: &str, text: &str) {
+    assert!(
+        eventually(Duration::from_secs(10), || read_log(node, pod, container)
+            .contains(text))
+        .await,
+        "{pod}/{container} never logged {text:?}: {}",
+        read_log(node, pod, container)
+    );
+}
+
 fn read_log(node: &Node, pod: &str, container: &str) -> String {
     std::fs::read_to_string(log_path(node, pod, container)).unwrap_or_default()
 }
@@ -253,7 +250,7 @@ async fn a_container_logs_execs_stops_and_is_removed_without_leftovers() {
     registry.push("berth/busybox", "latest", &TestImage::busybox());
     let image = registry.reference("berth/busybox", "latest");
     let node = Node::new();
-    pull(&node, &image).await;
+    node.pull(&image).await;
     let mut client = node.runtime().await;
     let version = client
         .version(cri::VersionRequest::default())
@@ -296,13 +293,7 @@ async fn a_container_logs_execs_stops_and_is_removed_without_leftovers() {
     let pid = info["pid"].as_i64().unwrap() as i32;
     assert!(alive(pid));
 
-    assert!(
-        eventually(Duration::from_secs(10), || read_log(&node, "web", "main")
-            .contains(" stdout F hello\n"))
-        .await,
-        "log: {}",
-        read_log(&node, "web", "main")
-    );
+    wait_for_log(&node, "web", "main", " stdout F hello\n").await;
     assert!(read_log(&node, "web", "main").contains(" stderr F oops\n"));
 
     // The sandbox's uts namespace, files and the container's own pid namespace.
@@ -467,7 +458,7 @@ async fn a_memory_hog_is_oom_killed_and_a_term_handler_stops_early() {
     registry.push("berth/busybox", "latest", &TestImage::busybox());
     let image = registry.reference("berth/busybox", "latest");
     let node = Node::new();
-    pull(&node, &image).await;
+    node.pull(&image).await;
     let mut client = node.runtime().await;
     let pod = run_pod(&mut client, &node, "limits").await;
 
@@ -506,13 +497,7 @@ async fn a_memory_hog_is_oom_killed_and_a_term_handler_stops_early() {
         ),
     )
     .await;
-    assert!(
-        eventually(Duration::from_secs(10), || read_log(
-            &node, "limits", "polite"
-        )
-        .contains("ready"))
-        .await
-    );
+    wait_for_log(&node, "limits", "polite", "ready").await;
     let started = Instant::now();
     client
         .stop_container(StopContainerRequest {
@@ -548,7 +533,7 @@ async fn containers_outlive_a_killed_agent_and_a_new_agent_finds_them() {
     registry.push("berth/busybox", "latest", &TestImage::busybox());
     let image = registry.reference("berth/busybox", "latest");
     let mut node = Node::new();
-    pull(&node, &image).await;
+    node.pull(&image).await;
     let mut client = node.runtime().await;
     let pod = run_pod(&mut client, &node, "survivor").await;
     let id = run(
@@ -625,8 +610,8 @@ async fn users_security_context_and_bad_requests() {
     let image = registry.reference("berth/busybox", "latest");
     let nonroot = registry.reference("berth/nonroot", "latest");
     let node = Node::new();
-    pull(&node, &image).await;
-    pull(&node, &nonroot).await;
+    node.pull(&image).await;
+    node.pull(&nonroot).await;
     let mut client = node.runtime().await;
     let pod = run_pod(&mut client, &node, "secure").await;
 
@@ -672,13 +657,7 @@ async fn users_security_context_and_bad_requests() {
         }),
     });
     let locked = run(&mut client, &pod, config).await;
-    assert!(
-        eventually(Duration::from_secs(10), || read_log(
-            &node, "secure", "locked"
-        )
-        .contains("NoNewPrivs"))
-        .await
-    );
+    wait_for_log(&node, "secure", "locked", "NoNewPrivs").await;
     let log = read_log(&node, "secure", "locked");
     assert!(log.contains(" stdout F 0\n"), "{log}");
     assert!(log.contains(" stdout F readonly\n"), "{log}");
@@ -799,7 +778,7 @@ async fn limits_bind_mounts_and_resource_updates() {
     registry.push("berth/busybox", "latest", &TestImage::busybox());
     let image = registry.reference("berth/busybox", "latest");
     let node = Node::new();
-    pull(&node, &image).await;
+    node.pull(&image).await;
     let mut client = node.runtime().await;
     let pod = run_pod(&mut client, &node, "limited").await;
     let host = node.dir.path().join("hostdata");
@@ -833,15 +812,7 @@ async fn limits_bind_mounts_and_resource_updates() {
         ..Default::default()
     });
     let id = run(&mut client, &pod, config).await;
-    assert!(
-        eventually(Duration::from_secs(10), || read_log(
-            &node, "limited", "main"
-        )
-        .contains(" stdout F ro\n"))
-        .await,
-        "{}",
-        read_log(&node, "limited", "main")
-    );
+    wait_for_log(&node, "limited", "main", " stdout F ro\n").await;
     assert!(read_log(&node, "limited", "main").contains(" stdout F from host\n"));
     assert!(!host.join("x").exists());
 

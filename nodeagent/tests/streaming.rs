@@ -77,17 +77,7 @@ async fn fixture() -> Fixture {
     registry.push("berth/busybox", "latest", &TestImage::busybox());
     let image = registry.reference("berth/busybox", "latest");
     let node = Node::new();
-    node.images()
-        .await
-        .pull_image(cri::PullImageRequest {
-            image: Some(cri::ImageSpec {
-                image: image.clone(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    node.pull(&image).await;
     let mut client = node.runtime().await;
     let sandbox = cri::PodSandboxConfig {
         metadata: Some(cri::PodSandboxMetadata {
@@ -169,6 +159,24 @@ impl Fixture {
             .unwrap()
             .into_inner()
             .url
+    }
+
+    /// Attaches to a container's stdin and stdout.
+    async fn attach(&mut self, id: &str, tty: bool) -> Socket {
+        let url = self
+            .client
+            .attach(cri::AttachRequest {
+                container_id: id.into(),
+                stdin: true,
+                stdout: true,
+                tty,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .url;
+        open(&url, "v4.channel.k8s.io").await
     }
 
     async fn teardown(mut self) {
@@ -257,19 +265,7 @@ async fn exec_with_stdin_and_with_a_terminal() {
 async fn attach_to_stdin_and_port_forward_into_the_pod() {
     let mut f = fixture().await;
     let echo = f.run("echo", &["cat"], true, false).await;
-    let url = f
-        .client
-        .attach(cri::AttachRequest {
-            container_id: echo.clone(),
-            stdin: true,
-            stdout: true,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .url;
-    let mut socket = open(&url, "v4.channel.k8s.io").await;
+    let mut socket = f.attach(&echo, false).await;
     send(&mut socket, 0, b"ping\n").await;
     let out = collect(&mut socket, |o| o[1].ends_with(b"ping\n")).await;
     assert_eq!(String::from_utf8_lossy(&out[1]), "ping\n");
@@ -287,20 +283,7 @@ async fn attach_to_stdin_and_port_forward_into_the_pod() {
             true,
         )
         .await;
-    let url = f
-        .client
-        .attach(cri::AttachRequest {
-            container_id: console.clone(),
-            stdin: true,
-            stdout: true,
-            tty: true,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .url;
-    let mut socket = open(&url, "v4.channel.k8s.io").await;
+    let mut socket = f.attach(&console, true).await;
     send(&mut socket, 0, b"there\n").await;
     let out = collect(&mut socket, |o| {
         String::from_utf8_lossy(&o[1]).contains("got there")

@@ -70,32 +70,41 @@ pub fn attach_new_terminal(socket: RawFd) -> Result<(), String> {
     }
 }
 
-fn send_fd(socket: RawFd, fd: RawFd) -> Result<(), String> {
+/// Runs `f` with a message of one data byte and room for one descriptor.
+fn with_message<R>(f: impl FnOnce(&mut libc::msghdr) -> R) -> R {
     let mut byte = [0u8; 1];
     let mut iov = libc::iovec {
         iov_base: byte.as_mut_ptr().cast(),
         iov_len: 1,
     };
-    // SAFETY: a msghdr with one iovec and a control buffer sized by
-    // CMSG_SPACE for one descriptor, filled through the CMSG macros.
-    unsafe {
-        let space = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as usize;
-        let mut control = vec![0u8; space];
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = space as _;
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        (*cmsg).cmsg_level = libc::SOL_SOCKET;
-        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as _;
-        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd);
-        if libc::sendmsg(socket, &msg, 0) < 0 {
-            return Err(last_error("sending the terminal"));
+    // SAFETY: CMSG_SPACE only computes a size.
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
+    let mut control = vec![0u8; space];
+    // SAFETY: msghdr is plain data; zeroed is its empty value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = space as _;
+    f(&mut msg)
+}
+
+fn send_fd(socket: RawFd, fd: RawFd) -> Result<(), String> {
+    with_message(|msg| {
+        // SAFETY: the control buffer has room for one SCM_RIGHTS header and
+        // descriptor, written through the CMSG macros.
+        unsafe {
+            let cmsg = libc::CMSG_FIRSTHDR(msg);
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as _;
+            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd);
+            if libc::sendmsg(socket, msg, 0) < 0 {
+                return Err(last_error("sending the terminal"));
+            }
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// Receives a descriptor sent with [`attach_new_terminal`], waiting up to
@@ -111,34 +120,24 @@ pub fn receive_fd(socket: RawFd, timeout: Duration) -> Result<OwnedFd, String> {
     if ready <= 0 {
         return Err("no terminal arrived from the container process".into());
     }
-    let mut byte = [0u8; 1];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
-    };
-    // SAFETY: as in send_fd; the received descriptor is taken only when the
-    // kernel delivered an SCM_RIGHTS message.
-    unsafe {
-        let space = libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) as usize;
-        let mut control = vec![0u8; space];
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = space as _;
-        if libc::recvmsg(socket, &mut msg, libc::MSG_CMSG_CLOEXEC) <= 0 {
-            return Err(last_error("receiving the terminal"));
+    with_message(|msg| {
+        // SAFETY: the received descriptor is taken only when the kernel
+        // delivered an SCM_RIGHTS message.
+        unsafe {
+            if libc::recvmsg(socket, msg, libc::MSG_CMSG_CLOEXEC) <= 0 {
+                return Err(last_error("receiving the terminal"));
+            }
+            let cmsg = libc::CMSG_FIRSTHDR(msg);
+            if cmsg.is_null()
+                || (*cmsg).cmsg_level != libc::SOL_SOCKET
+                || (*cmsg).cmsg_type != libc::SCM_RIGHTS
+            {
+                return Err("the container process sent no terminal".into());
+            }
+            let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>());
+            Ok(OwnedFd::from_raw_fd(fd))
         }
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        if cmsg.is_null()
-            || (*cmsg).cmsg_level != libc::SOL_SOCKET
-            || (*cmsg).cmsg_type != libc::SCM_RIGHTS
-        {
-            return Err("the container process sent no terminal".into());
-        }
-        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>());
-        Ok(OwnedFd::from_raw_fd(fd))
-    }
+    })
 }
 
 #[cfg(test)]

@@ -381,10 +381,8 @@ impl Runtime {
 
     /// Sends the stop signal, waits up to `timeout` seconds, then SIGKILL.
     pub async fn stop_container(&self, id: &str, timeout: i64) -> Result<(), RuntimeError> {
-        let entry = match self.container(id) {
-            Ok(e) => e,
-            Err(RuntimeError::NotFound(_)) => return Ok(()),
-            Err(e) => return Err(e),
+        let Some(entry) = super::present(self.container(id))? else {
+            return Ok(());
         };
         let id = entry.record.id.clone();
         let _guard = self.locks.lock(&id).await;
@@ -432,10 +430,8 @@ impl Runtime {
     }
 
     pub async fn remove_container(&self, id: &str) -> Result<(), RuntimeError> {
-        let entry = match self.container(id) {
-            Ok(e) => e,
-            Err(RuntimeError::NotFound(_)) => return Ok(()),
-            Err(e) => return Err(e),
+        let Some(entry) = super::present(self.container(id))? else {
+            return Ok(());
         };
         let id = entry.record.id.clone();
         self.stop_container(&id, 0).await?;

@@ -300,6 +300,16 @@ impl Runtime {
     }
 }
 
+/// A lookup where a missing object is an answer, not an error (stop and
+/// remove are idempotent in CRI).
+fn present<T>(found: Result<T, RuntimeError>) -> Result<Option<T>, RuntimeError> {
+    match found {
+        Ok(t) => Ok(Some(t)),
+        Err(RuntimeError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// An object by its id or, as CRI clients may use, a unique prefix of it.
 fn find_by_id<T: Clone>(map: &HashMap<String, T>, id: &str, kind: &str) -> Result<T, RuntimeError> {
     if let Some(e) = map.get(id) {

@@ -154,11 +154,9 @@ impl Runtime {
     }
 
     pub async fn stop_pod_sandbox(&self, id: &str) -> Result<(), RuntimeError> {
-        let entry = match self.sandbox(id) {
-            Ok(e) => e,
-            // Stopping what is gone is done.
-            Err(RuntimeError::NotFound(_)) => return Ok(()),
-            Err(e) => return Err(e),
+        // Stopping what is gone is done.
+        let Some(entry) = super::present(self.sandbox(id))? else {
+            return Ok(());
         };
         let id = entry.record.id.clone();
         for container in self.container_ids_of(&id) {
@@ -190,10 +188,8 @@ impl Runtime {
     }
 
     pub async fn remove_pod_sandbox(&self, id: &str) -> Result<(), RuntimeError> {
-        let entry = match self.sandbox(id) {
-            Ok(e) => e,
-            Err(RuntimeError::NotFound(_)) => return Ok(()),
-            Err(e) => return Err(e),
+        let Some(entry) = super::present(self.sandbox(id))? else {
+            return Ok(());
         };
         let id = entry.record.id.clone();
         for container in self.container_ids_of(&id) {

@@ -135,6 +135,21 @@ impl Node {
         ImageServiceClient::new(self.channel().await)
     }
 
+    /// Pulls an image through the node's CRI ImageService.
+    pub async fn pull(&self, image: &str) {
+        self.images()
+            .await
+            .pull_image(proto::cri::PullImageRequest {
+                image: Some(proto::cri::ImageSpec {
+                    image: image.into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|e| panic!("pull {image}: {e}"));
+    }
+
     /// Every cgroup directory under this node's cgroup root, in any hierarchy.
     pub fn cgroup_dirs(&self) -> Vec<PathBuf> {
         let mut out = Vec::new();
