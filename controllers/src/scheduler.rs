@@ -33,7 +33,14 @@ pub struct Context {
     /// One scheduling decision at a time (reconciles run concurrently): each
     /// decision must see the one before it as assumed.
     pub cycle: tokio::sync::Mutex<()>,
+    /// When the deletion watch last saw a bound pod leave. The pod cache may
+    /// not show it yet when the pending pods are retried, so they are retried
+    /// again shortly for a while after.
+    pub released_at: Arc<Mutex<Option<std::time::Instant>>>,
 }
+
+/// How long after a bound pod left pending pods keep being retried soon.
+const RELEASE_WINDOW: Duration = Duration::from_secs(10);
 
 fn waiting_for_us(pod: &Pod) -> bool {
     let spec = pod.spec.as_ref();
@@ -78,7 +85,10 @@ pub async fn run(
     ),
 ) {
     let client_for_watch = client.clone();
+    let released_at: Arc<Mutex<Option<std::time::Instant>>> = Arc::default();
+    let released_for_watch = released_at.clone();
     let context = Arc::new(Context {
+        released_at,
         recorder: Recorder::new(client.clone(), "default-scheduler"),
         client,
         pods: pods.0.clone(),
@@ -102,6 +112,9 @@ pub async fn run(
             kube::runtime::watcher::Config::default(),
             move |pod: Pod| {
                 if frees_resources(&pod) {
+                    if let Ok(mut at) = released_for_watch.lock() {
+                        *at = Some(std::time::Instant::now());
+                    }
                     (for_pods.1)(&for_pods.0)
                 } else {
                     Vec::new()
@@ -263,7 +276,13 @@ pub async fn reconcile(pod: Arc<Pod>, ctx: Arc<Context>) -> Result<Action, kube:
             }
             // Room is about to free up while a bound pod terminates (it still
             // holds its resources until it is gone): look again soon.
-            let leaving = ctx.pods.state().iter().any(|p| frees_resources(p));
+            let recently_released = ctx
+                .released_at
+                .lock()
+                .ok()
+                .and_then(|at| *at)
+                .is_some_and(|at| at.elapsed() < RELEASE_WINDOW);
+            let leaving = recently_released || ctx.pods.state().iter().any(|p| frees_resources(p));
             Ok(Action::requeue(if leaving {
                 Duration::from_secs(1)
             } else {
@@ -310,6 +329,7 @@ mod tests {
             nodes: fake_api::store(nodes),
             assumed: Mutex::new(HashMap::new()),
             cycle: tokio::sync::Mutex::new(()),
+            released_at: Arc::default(),
         };
         (Arc::new(ctx), log)
     }

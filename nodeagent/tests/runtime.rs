@@ -826,6 +826,16 @@ async fn limits_bind_mounts_and_resource_updates() {
         );
         assert_eq!(cgroup_file(&info, "pids", "pids.max"), "16");
     }
+    // The container sees its own cgroup as the root of /sys/fs/cgroup.
+    let out = exec(
+        &mut client,
+        &id,
+        &["sh", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max; grep -c ':/$' /proc/self/cgroup; touch /sys/fs/cgroup/x || echo ro"],
+    )
+    .await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("67108864\n"), "{text} {out:?}");
+    assert!(text.ends_with("ro\n"), "{text}");
     // The pids limit holds: 30 background sleeps cannot all fork.
     let out = exec(
         &mut client,

@@ -113,6 +113,13 @@ fn setup(
     let new_uts = namespaces
         .iter()
         .any(|ns| ns.typ() == LinuxNamespaceType::Uts && ns.path().is_none());
+    if namespaces
+        .iter()
+        .any(|ns| ns.typ() == LinuxNamespaceType::Cgroup && ns.path().is_none())
+    {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+            .map_err(os_err("unsharing the cgroup namespace"))?;
+    }
 
     // The mount table.
     mount(
@@ -421,6 +428,9 @@ fn mount_one(rootfs: &Path, m: &oci_spec::runtime::Mount) -> Result<(), String> 
         .map_err(io_err(format!("resolving {}", m.destination().display())))?;
     let options = parse_mount_options(m.options().as_deref().unwrap_or_default());
     let typ = m.typ().as_deref().unwrap_or("");
+    if typ == "cgroup" {
+        return mount_cgroups(&destination, &options);
+    }
     let is_bind = typ == "bind" || options.flags.contains(MsFlags::MS_BIND);
     let source = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
     let context = |what: &str| {
@@ -466,6 +476,79 @@ fn mount_one(rootfs: &Path, m: &oci_spec::runtime::Mount) -> Result<(), String> 
     if !options.propagation.is_empty() {
         mount(None, &destination, None, options.propagation, None)
             .map_err(os_err(context("setting propagation of")))?;
+    }
+    Ok(())
+}
+
+/// The container's view of its cgroups at `destination` (/sys/fs/cgroup):
+/// cgroup2 on a unified host; on a v1 host a tmpfs holding one mount per
+/// hierarchy the process is in. Inside a cgroup namespace each shows the
+/// container's own cgroup as its root, so runtimes that size themselves
+/// from cgroup files (JVMs, Go's GOMAXPROCS helpers) see their limits.
+fn mount_cgroups(destination: &Path, options: &MountOptions) -> Result<(), String> {
+    std::fs::create_dir_all(destination).map_err(io_err("creating /sys/fs/cgroup"))?;
+    let flags = options.flags & !MsFlags::MS_RDONLY;
+    let readonly = options.flags & MsFlags::MS_RDONLY;
+    let unified = nix::sys::statfs::statfs("/sys/fs/cgroup")
+        .map(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
+        .unwrap_or(false);
+    if unified {
+        return mount(
+            Some(Path::new("cgroup2")),
+            destination,
+            Some("cgroup2"),
+            flags | readonly,
+            None,
+        )
+        .map_err(os_err("mounting cgroup2"));
+    }
+    mount(
+        Some(Path::new("tmpfs")),
+        destination,
+        Some("tmpfs"),
+        flags,
+        Some("mode=755"),
+    )
+    .map_err(os_err("mounting the cgroup tmpfs"))?;
+    let own = std::fs::read_to_string("/proc/self/cgroup")
+        .map_err(io_err("reading /proc/self/cgroup"))?;
+    for line in own.lines() {
+        let controllers = line.split(':').nth(1).unwrap_or_default();
+        if controllers.is_empty() {
+            continue;
+        }
+        let name = controllers.strip_prefix("name=").unwrap_or(controllers);
+        let data = if controllers.starts_with("name=") {
+            format!("none,{controllers}")
+        } else {
+            controllers.to_string()
+        };
+        let target = destination.join(name);
+        std::fs::create_dir_all(&target).map_err(io_err(format!("creating cgroup dir {name}")))?;
+        mount(
+            Some(Path::new("cgroup")),
+            &target,
+            Some("cgroup"),
+            flags | readonly,
+            Some(&data),
+        )
+        .map_err(os_err(format!("mounting cgroup {controllers}")))?;
+        // cpu,cpuacct is also reachable as cpu and cpuacct.
+        if controllers.contains(',') && !controllers.starts_with("name=") {
+            for single in controllers.split(',') {
+                let _ = std::os::unix::fs::symlink(name, destination.join(single));
+            }
+        }
+    }
+    if !readonly.is_empty() {
+        mount(
+            None,
+            destination,
+            None,
+            MsFlags::MS_REMOUNT | readonly | flags,
+            Some("mode=755"),
+        )
+        .map_err(os_err("making the cgroup tmpfs read-only"))?;
     }
     Ok(())
 }

@@ -126,6 +126,9 @@ fn clone_flags(spec: &Spec) -> Result<libc::c_ulong, ContainerError> {
                     "joining an existing pid namespace is not supported".into(),
                 ));
             }
+            // The cgroup namespace is made by the child once it is in its
+            // cgroup, so that the cgroup is the namespace's root.
+            (LinuxNamespaceType::Cgroup, None) => {}
             (typ, None) => flags |= typ as libc::c_ulong,
             (_, Some(_)) => {}
         }

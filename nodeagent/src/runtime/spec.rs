@@ -315,6 +315,18 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, String> {
                 if privileged { "rw" } else { "ro" },
             ],
         )?,
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            Path::new("cgroup"),
+            &[
+                "nosuid",
+                "noexec",
+                "nodev",
+                "relatime",
+                if privileged { "rw" } else { "ro" },
+            ],
+        )?,
     ];
     let user_paths: HashSet<&str> = config
         .mounts
@@ -372,6 +384,10 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, String> {
     let mut namespaces = vec![
         LinuxNamespaceBuilder::default()
             .typ(LinuxNamespaceType::Mount)
+            .build()
+            .map_err(err)?,
+        LinuxNamespaceBuilder::default()
+            .typ(LinuxNamespaceType::Cgroup)
             .build()
             .map_err(err)?,
     ];
@@ -614,7 +630,7 @@ mod tests {
         .unwrap();
         let linux = spec.linux().as_ref().unwrap();
         let ns = linux.namespaces().as_ref().unwrap();
-        assert_eq!(ns.len(), 5);
+        assert_eq!(ns.len(), 6);
         assert!(ns.iter().any(|n| n.typ() == LinuxNamespaceType::Network
             && n.path().as_deref() == Some(Path::new("/run/x/net"))));
         assert!(
