@@ -69,6 +69,9 @@ enum Command {
         #[arg(long)]
         attach_socket: Option<PathBuf>,
     },
+    /// Internal: the infra process of a pod sharing one pid namespace.
+    #[command(hide = true)]
+    Pause,
     /// Internal: run a command inside a running container.
     #[command(hide = true)]
     Nsexec {
@@ -135,6 +138,7 @@ fn main() {
         } => std::process::exit(berth_nodeagent::container::exec::run(
             &bundle, pid, &command, console_fd,
         )),
+        Command::Pause => std::process::exit(berth_nodeagent::container::pause::run()),
         Command::Oci {
             command: OciCommand::Run { bundle },
         } => match berth_nodeagent::container::run_foreground(&bundle) {

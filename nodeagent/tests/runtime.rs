@@ -45,6 +45,17 @@ fn sandbox_config(name: &str, node: &Node) -> PodSandboxConfig {
             options: vec!["ndots:5".into()],
         }),
         labels: HashMap::from([("app".to_string(), name.to_string())]),
+        // As kubelet sends for a pod without shareProcessNamespace.
+        linux: Some(cri::LinuxPodSandboxConfig {
+            security_context: Some(cri::LinuxSandboxSecurityContext {
+                namespace_options: Some(cri::NamespaceOption {
+                    pid: cri::NamespaceMode::Container as i32,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }
@@ -884,4 +895,127 @@ async fn limits_bind_mounts_and_resource_updates() {
 
     remove_pod(&mut client, &pod).await;
     assert_nothing_left(&node, &[]).await;
+}
+
+fn with_pid_mode(
+    mut config: ContainerConfig,
+    mode: cri::NamespaceMode,
+    target: &str,
+) -> ContainerConfig {
+    let linux = config.linux.get_or_insert_with(Default::default);
+    let security = linux.security_context.get_or_insert_with(Default::default);
+    security.namespace_options = Some(cri::NamespaceOption {
+        pid: mode as i32,
+        target_id: target.into(),
+        ..Default::default()
+    });
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_and_target_pid_namespaces() {
+    let registry = Registry::start(None);
+    registry.push("berth/busybox", "latest", &TestImage::busybox());
+    let image = registry.reference("berth/busybox", "latest");
+    let node = Node::new();
+    node.pull(&image).await;
+    let mut client = node.runtime().await;
+
+    // pid mode POD (the CRI default, shareProcessNamespace): one pid
+    // namespace for the pod, held by an infra process.
+    let mut config = sandbox_config("shared", &node);
+    config.linux = None;
+    let sandbox_id = client
+        .run_pod_sandbox(RunPodSandboxRequest {
+            config: Some(config.clone()),
+            runtime_handler: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .pod_sandbox_id;
+    let shared = Pod { sandbox_id, config };
+    let info = client
+        .pod_sandbox_status(cri::PodSandboxStatusRequest {
+            pod_sandbox_id: shared.sandbox_id.clone(),
+            verbose: true,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .info;
+    let info: serde_json::Value = serde_json::from_str(&info["info"]).unwrap();
+    let infra = info["infraPid"].as_i64().unwrap() as i32;
+    assert!(alive(infra));
+    run(
+        &mut client,
+        &shared,
+        container_config("a", &image, &["sleep", "1001"]),
+    )
+    .await;
+    let b = run(
+        &mut client,
+        &shared,
+        container_config("b", &image, &["sleep", "1002"]),
+    )
+    .await;
+    let out = exec(
+        &mut client,
+        &b,
+        &[
+            "sh",
+            "-c",
+            "cat /proc/1/cmdline | tr '\\0' ' '; echo; ps -o args | grep -c '^sleep 100[12]'",
+        ],
+    )
+    .await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("pause"), "pid 1 is the infra process: {text}");
+    assert!(
+        text.ends_with("\n2\n"),
+        "both containers' processes are visible: {text}"
+    );
+
+    // pid mode TARGET: a debug container joins another container's namespace.
+    let own = run_pod(&mut client, &node, "own").await;
+    let x = run(
+        &mut client,
+        &own,
+        container_config("x", &image, &["sleep", "1003"]),
+    )
+    .await;
+    let debug = run(
+        &mut client,
+        &own,
+        with_pid_mode(
+            container_config("debug", &image, &["sleep", "1004"]),
+            cri::NamespaceMode::Target,
+            &x,
+        ),
+    )
+    .await;
+    let out = exec(
+        &mut client,
+        &debug,
+        &["sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '"],
+    )
+    .await;
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "sleep 1003 ");
+    let err = create(
+        &mut client,
+        &own,
+        with_pid_mode(
+            container_config("lost", &image, &["sh"]),
+            cri::NamespaceMode::Target,
+            "nope",
+        ),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound);
+
+    remove_pod(&mut client, &shared).await;
+    assert!(!alive(infra), "the infra process outlived its pod");
+    remove_pod(&mut client, &own).await;
+    assert_nothing_left(&node, &[infra]).await;
 }

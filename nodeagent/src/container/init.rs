@@ -93,6 +93,10 @@ fn setup(
         .and_then(|l| l.namespaces().clone())
         .unwrap_or_default();
     for ns in &namespaces {
+        // A pid namespace was joined by the parent before the clone.
+        if ns.typ() == LinuxNamespaceType::Pid {
+            continue;
+        }
         if let Some(path) = ns.path() {
             let file = std::fs::File::open(path).map_err(io_err(format!(
                 "opening {} namespace {}",

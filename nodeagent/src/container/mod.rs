@@ -10,6 +10,7 @@ pub mod exec;
 pub mod fs;
 pub mod init;
 pub mod log;
+pub mod pause;
 pub mod shim;
 
 use std::io::{BufRead, BufReader, Write};
@@ -121,11 +122,9 @@ fn clone_flags(spec: &Spec) -> Result<libc::c_ulong, ContainerError> {
                     "user namespaces are not supported".into(),
                 ));
             }
-            (LinuxNamespaceType::Pid, Some(_)) => {
-                return Err(ContainerError::Spec(
-                    "joining an existing pid namespace is not supported".into(),
-                ));
-            }
+            // Joined by the creating process itself before the clone (a pid
+            // namespace applies to children), see `join_pid_namespace`.
+            (LinuxNamespaceType::Pid, Some(_)) => {}
             // The cgroup namespace is made by the child once it is in its
             // cgroup, so that the cgroup is the namespace's root.
             (LinuxNamespaceType::Cgroup, None) => {}
@@ -184,6 +183,10 @@ pub fn create(
             let _ = cgroup.kill_all_and_remove(Duration::from_secs(5));
         }
     };
+    if let Err(e) = join_pid_namespace(spec) {
+        cleanup(None);
+        return Err(e);
+    }
     let (to_child_read, to_child_write) = pipe()?;
     let (from_child_read, from_child_write) = pipe()?;
     // SAFETY: a raw clone with a NULL stack behaves as fork; the caller is
@@ -257,6 +260,31 @@ pub fn create(
     Err(ContainerError::Setup(
         "the container process exited during setup".into(),
     ))
+}
+
+/// Makes the caller's next children start in the pid namespace the spec
+/// names by path, if any.
+fn join_pid_namespace(spec: &Spec) -> Result<(), ContainerError> {
+    let path = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .into_iter()
+        .flatten()
+        .find(|ns| ns.typ() == LinuxNamespaceType::Pid)
+        .and_then(|ns| ns.path().clone());
+    let Some(path) = path else { return Ok(()) };
+    let file = std::fs::File::open(&path).map_err(io(format!("opening {}", path.display())))?;
+    // SAFETY: setns on an open namespace descriptor; it changes only the
+    // namespace of this process's future children.
+    if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWPID) } != 0 {
+        return Err(ContainerError::Setup(format!(
+            "joining pid namespace {}: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        )));
+    }
+    Ok(())
 }
 
 fn into_raw(fd: OwnedFd) -> RawFd {
@@ -390,7 +418,7 @@ mod tests {
     }
 
     #[test]
-    fn user_namespaces_and_joined_pid_namespaces_are_refused() {
+    fn user_namespaces_are_refused() {
         let mut spec = Spec::default();
         let mut linux = spec.linux().clone().unwrap();
         let mut ns = oci_spec::runtime::LinuxNamespace::default();

@@ -13,7 +13,7 @@ use proto::cri;
 use tokio::io::AsyncBufReadExt;
 
 use super::cgroups::{Cgroup, Hierarchy};
-use super::spec::{SpecInput, build};
+use super::spec::{PidNamespace, SpecInput, build};
 use super::user::{UserRequest, resolve};
 use super::{
     ContainerEntry, ContainerRecord, Runtime, RuntimeError, encode, internal, labels_match, new_id,
@@ -67,6 +67,25 @@ enum Observed {
     Exited(ExitRecord),
     /// No exit record and no process: the shim died with it.
     Lost,
+}
+
+/// ExecSync keeps at most this much of each output stream (as containerd
+/// does); the rest is read and dropped so the command never blocks on it.
+const MAX_EXEC_OUTPUT: usize = 16 * 1024 * 1024;
+
+/// Reads a stream to its end, keeping the first `limit` bytes.
+async fn read_capped(mut reader: impl tokio::io::AsyncRead + Unpin, limit: usize) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut kept = Vec::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+    while let Ok(n) = reader.read(&mut buffer).await {
+        if n == 0 {
+            break;
+        }
+        let room = limit.saturating_sub(kept.len()).min(n);
+        kept.extend_from_slice(&buffer[..room]);
+    }
+    kept
 }
 
 /// Lowerdir paths are joined with ':' and overlay options must fit a page.
@@ -207,7 +226,8 @@ impl Runtime {
             ),
             config: encode(&config),
         };
-        let context = self.sandbox_context(&sandbox);
+        let mut context = self.sandbox_context(&sandbox);
+        context.pid = self.pid_namespace_for(&sandbox, &config)?;
         let layer_dir = self.layer_dir(&id);
         let bundle = self.bundle_dir(&id);
         let prepared = {
@@ -284,6 +304,42 @@ impl Runtime {
             .expect("containers")
             .insert(id.clone(), ContainerEntry { record, config });
         Ok(id)
+    }
+
+    /// The pid namespace the container's own pid mode asks for: the pod's
+    /// (POD, the CRI default), its own (CONTAINER), the host's (NODE), or
+    /// another running container's (TARGET, as for debug containers).
+    fn pid_namespace_for(
+        &self,
+        sandbox: &super::SandboxEntry,
+        config: &cri::ContainerConfig,
+    ) -> Result<PidNamespace, RuntimeError> {
+        let options = config
+            .linux
+            .as_ref()
+            .and_then(|l| l.security_context.as_ref())
+            .and_then(|s| s.namespace_options.clone())
+            .unwrap_or_default();
+        let ns = |pid: i32| PidNamespace::Join(PathBuf::from(format!("/proc/{pid}/ns/pid")));
+        Ok(match cri::NamespaceMode::try_from(options.pid) {
+            Ok(cri::NamespaceMode::Node) => PidNamespace::Host,
+            Ok(cri::NamespaceMode::Container) => PidNamespace::Own,
+            Ok(cri::NamespaceMode::Target) => {
+                let target = self.container(&options.target_id)?;
+                if target.record.sandbox_id != sandbox.record.id {
+                    return Err(RuntimeError::InvalidArgument(format!(
+                        "target container {} is in another pod",
+                        options.target_id
+                    )));
+                }
+                ns(self.running_init(&target)?.pid)
+            }
+            _ => match sandbox.record.infra {
+                Some(infra) if infra.alive() => ns(infra.pid),
+                _ if sandbox.record.own_pid => PidNamespace::Own,
+                _ => PidNamespace::Host,
+            },
+        })
     }
 
     /// Starts `berth-nodeagent shim` for a bundle and waits for its report.
@@ -618,9 +674,18 @@ impl Runtime {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let child = command.spawn().map_err(internal("starting exec helper"))?;
-        let output = child.wait_with_output();
-        let output = if timeout > 0 {
+        let mut child = command.spawn().map_err(internal("starting exec helper"))?;
+        let stdout = child.stdout.take().expect("piped");
+        let stderr = child.stderr.take().expect("piped");
+        let output = async move {
+            let (stdout, stderr, status) = tokio::join!(
+                read_capped(stdout, MAX_EXEC_OUTPUT),
+                read_capped(stderr, MAX_EXEC_OUTPUT),
+                child.wait()
+            );
+            status.map(|status| (stdout, stderr, status))
+        };
+        let (stdout, stderr, status) = if timeout > 0 {
             tokio::time::timeout(Duration::from_secs(timeout as u64), output)
                 .await
                 .map_err(|_| {
@@ -633,11 +698,11 @@ impl Runtime {
         }
         .map_err(internal("running exec helper"))?;
         Ok(ExecOutput {
-            stdout: output.stdout,
-            stderr: output.stderr,
-            exit_code: output.status.code().unwrap_or_else(|| {
+            stdout,
+            stderr,
+            exit_code: status.code().unwrap_or_else(|| {
                 use std::os::unix::process::ExitStatusExt;
-                128 + output.status.signal().unwrap_or(0)
+                128 + status.signal().unwrap_or(0)
             }),
         })
     }
@@ -904,6 +969,14 @@ mod tests {
         assert_eq!(stop_signal(Some("int")), Signal::SIGINT);
         assert_eq!(stop_signal(Some("9")), Signal::SIGKILL);
         assert_eq!(stop_signal(Some("bogus")), Signal::SIGTERM);
+    }
+
+    #[tokio::test]
+    async fn exec_output_is_capped_but_read_to_the_end() {
+        let data = vec![7u8; 300_000];
+        let kept = read_capped(data.as_slice(), 100_000).await;
+        assert_eq!(kept.len(), 100_000);
+        assert_eq!(read_capped(&b"short"[..], 100).await, b"short");
     }
 
     #[test]

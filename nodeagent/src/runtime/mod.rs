@@ -73,9 +73,26 @@ pub struct SandboxRecord {
     pub own_ipc: bool,
     pub own_uts: bool,
     pub own_pid: bool,
+    /// The infra process holding the pod's shared pid namespace (pid mode POD).
+    #[serde(default)]
+    pub infra: Option<InfraProcess>,
     pub runtime_handler: String,
     /// The PodSandboxConfig, protobuf-encoded, base64.
     pub config: String,
+}
+
+/// A process the runtime started, told apart from a later one with its pid.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct InfraProcess {
+    pub pid: i32,
+    pub start_time: u64,
+}
+
+impl InfraProcess {
+    pub fn alive(&self) -> bool {
+        crate::container::process_start_time(self.pid) == Some(self.start_time)
+            && crate::container::process_alive(self.pid)
+    }
 }
 
 /// A container as stored in `state/containers/<id>/container.json`.

@@ -175,6 +175,53 @@ pub fn mounts_under(prefix: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Starts the pod's infra process (`berth-nodeagent pause`) in a pid
+/// namespace of its own and puts it in the pod's cgroup.
+pub fn start_infra(binary: &Path, cgroup: &str) -> Result<crate::runtime::InfraProcess, String> {
+    let output = std::process::Command::new(binary)
+        .arg("pause")
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("starting the infra process: {e}"))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let pid: i32 = text
+        .trim()
+        .strip_prefix("ok ")
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| format!("the infra process failed: {}", text.trim()))?;
+    let infra = crate::runtime::InfraProcess {
+        pid,
+        start_time: crate::container::process_start_time(pid).unwrap_or(0),
+    };
+    let placed = crate::runtime::cgroups::Hierarchy::detect()
+        .and_then(|h| crate::runtime::cgroups::Cgroup::new(h, cgroup))
+        .and_then(|c| c.create().and_then(|_| c.add_process(pid)));
+    if let Err(e) = placed {
+        stop_infra(&infra);
+        return Err(format!("placing the infra process in {cgroup}: {e}"));
+    }
+    Ok(infra)
+}
+
+/// Kills the infra process (and so everything left in its pid namespace)
+/// and waits until it is gone.
+pub fn stop_infra(infra: &crate::runtime::InfraProcess) {
+    if !infra.alive() {
+        return;
+    }
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(infra.pid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    for _ in 0..500 {
+        if !infra.alive() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 /// /etc/hosts for the pod.
 pub fn hosts_file(hostname: &str, ip: Option<&str>) -> String {
     let mut out = String::from(

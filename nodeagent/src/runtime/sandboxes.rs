@@ -83,17 +83,33 @@ impl Runtime {
             own_ipc: choice.ipc,
             own_uts: choice.uts,
             own_pid: !is_node(modes.pid),
+            infra: None,
             runtime_handler,
             config: encode(&config),
         };
         let network = self.network.clone();
+        // The CRI default, and `shareProcessNamespace`: one pid namespace for
+        // the pod, held by an infra process in the pod's cgroup.
+        let shared_pid = modes.pid == cri::NamespaceMode::Pod as i32;
+        let infra_binary = self.config.shim_binary.clone();
+        let cgroup_parent = self.sandbox_cgroup_parent(&SandboxEntry {
+            record: record.clone(),
+            config: config.clone(),
+        });
+        let infra_slot: std::sync::Arc<std::sync::Mutex<Option<super::InfraProcess>>> =
+            Default::default();
         let setup = {
             let dir = dir.clone();
             let config = config.clone();
             let id = id.clone();
+            let infra_slot = infra_slot.clone();
             tokio::task::spawn_blocking(move || -> Result<Option<String>, String> {
                 std::fs::create_dir_all(&dir)
                     .map_err(|e| format!("creating {}: {e}", dir.display()))?;
+                if shared_pid {
+                    let infra = sandbox::start_infra(&infra_binary, &cgroup_parent)?;
+                    *infra_slot.lock().expect("infra") = Some(infra);
+                }
                 sandbox::create_namespaces(&dir, choice, &config.hostname)?;
                 let ip = if choice.net {
                     network.setup(&id, &sandbox::ns_path(&dir, "net"), &config)?
@@ -125,6 +141,7 @@ impl Runtime {
         let result = match setup.await {
             Ok(Ok(ip)) => {
                 record.ip = ip;
+                record.infra = *infra_slot.lock().expect("infra");
                 write_record(&dir.join("sandbox.json"), &record)
             }
             Ok(Err(e)) => Err(RuntimeError::Internal(format!("creating pod sandbox: {e}"))),
@@ -134,7 +151,11 @@ impl Runtime {
             let network = self.network.clone();
             let cleanup_dir = dir.clone();
             let cleanup_id = id.clone();
+            let infra = *infra_slot.lock().expect("infra");
             let _ = tokio::task::spawn_blocking(move || {
+                if let Some(infra) = infra {
+                    sandbox::stop_infra(&infra);
+                }
                 if choice.net {
                     let _ = network.teardown(&cleanup_id, &sandbox::ns_path(&cleanup_dir, "net"));
                 }
@@ -167,7 +188,11 @@ impl Runtime {
         let network = self.network.clone();
         let own_net = entry.record.own_net;
         let sandbox_id = id.clone();
+        let infra = entry.record.infra;
         tokio::task::spawn_blocking(move || -> Result<(), String> {
+            if let Some(infra) = infra {
+                sandbox::stop_infra(&infra);
+            }
             if own_net {
                 network.teardown(&sandbox_id, &sandbox::ns_path(&dir, "net"))?;
             }
@@ -367,6 +392,7 @@ impl Runtime {
                         "hostIp": p.host_ip,
                     })).collect::<Vec<_>>(),
                     "cgroupParent": entry.config.linux.as_ref().map(|l| l.cgroup_parent.clone()),
+                    "infraPid": record.infra.map(|i| i.pid),
                 })
                 .to_string(),
             );
@@ -413,7 +439,11 @@ impl Runtime {
             net: r.own_net.then(|| sandbox::ns_path(&dir, "net")),
             ipc: r.own_ipc.then(|| sandbox::ns_path(&dir, "ipc")),
             uts: r.own_uts.then(|| sandbox::ns_path(&dir, "uts")),
-            own_pid_namespace: r.own_pid,
+            pid: if r.own_pid {
+                super::spec::PidNamespace::Own
+            } else {
+                super::spec::PidNamespace::Host
+            },
             hostname_file: dir.join("hostname"),
             hosts_file: dir.join("hosts"),
             resolv_file: dir.join("resolv.conf"),

@@ -46,6 +46,19 @@ pub const READONLY_PATHS: &[&str] = &[
 
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// Where a container's processes live.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum PidNamespace {
+    /// The host's (pid mode NODE).
+    Host,
+    /// One of its own, the workload as pid 1 (pid mode CONTAINER).
+    #[default]
+    Own,
+    /// An existing one: the pod's infra process's (POD) or another
+    /// container's (TARGET).
+    Join(PathBuf),
+}
+
 /// What the sandbox contributes to each of its containers.
 #[derive(Debug, Clone, Default)]
 pub struct SandboxContext {
@@ -54,8 +67,7 @@ pub struct SandboxContext {
     pub net: Option<PathBuf>,
     pub ipc: Option<PathBuf>,
     pub uts: Option<PathBuf>,
-    /// Container pid namespace (false: the host's).
-    pub own_pid_namespace: bool,
+    pub pid: PidNamespace,
     pub hostname_file: PathBuf,
     pub hosts_file: PathBuf,
     pub resolv_file: PathBuf,
@@ -391,13 +403,21 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, String> {
             .build()
             .map_err(err)?,
     ];
-    if sandbox.own_pid_namespace {
-        namespaces.push(
+    match &sandbox.pid {
+        PidNamespace::Host => {}
+        PidNamespace::Own => namespaces.push(
             LinuxNamespaceBuilder::default()
                 .typ(LinuxNamespaceType::Pid)
                 .build()
                 .map_err(err)?,
-        );
+        ),
+        PidNamespace::Join(path) => namespaces.push(
+            LinuxNamespaceBuilder::default()
+                .typ(LinuxNamespaceType::Pid)
+                .path(path.clone())
+                .build()
+                .map_err(err)?,
+        ),
     }
     for (typ, path) in [
         (LinuxNamespaceType::Network, &sandbox.net),
@@ -614,7 +634,7 @@ mod tests {
             net: Some("/run/x/net".into()),
             ipc: Some("/run/x/ipc".into()),
             uts: Some("/run/x/uts".into()),
-            own_pid_namespace: true,
+            pid: PidNamespace::Own,
             ..Default::default()
         };
         let user = ResolvedUser::default();
