@@ -38,6 +38,13 @@ impl Runtime {
                 "sandbox metadata needs a name, namespace and uid".into(),
             ));
         }
+        // sethostname takes at most 64 bytes; Kubernetes names are DNS labels.
+        if config.hostname.len() > 63 || config.hostname.contains(['/', '\0', ' ']) {
+            return Err(RuntimeError::InvalidArgument(format!(
+                "invalid hostname {:?}: at most 63 characters, no '/', space or NUL",
+                config.hostname
+            )));
+        }
         if !runtime_handler.is_empty() && runtime_handler != "berth" {
             return Err(RuntimeError::InvalidArgument(format!(
                 "unknown runtime handler {runtime_handler:?}"
@@ -152,9 +159,16 @@ impl Runtime {
             let cleanup_dir = dir.clone();
             let cleanup_id = id.clone();
             let infra = *infra_slot.lock().expect("infra");
+            let own_cgroup = self.own_cgroup(&SandboxEntry {
+                record: record.clone(),
+                config: config.clone(),
+            });
             let _ = tokio::task::spawn_blocking(move || {
                 if let Some(infra) = infra {
                     sandbox::stop_infra(&infra);
+                }
+                if let Some(cgroup) = own_cgroup {
+                    let _ = super::remove_cgroup(&cgroup);
                 }
                 if choice.net {
                     let _ = network.teardown(&cleanup_id, &sandbox::ns_path(&cleanup_dir, "net"));
@@ -223,13 +237,7 @@ impl Runtime {
         self.stop_pod_sandbox(&id).await?;
         let _guard = self.locks.lock(&id).await;
         let dir = self.sandbox_dir(&id);
-        // The pod's cgroup is ours to remove only when we chose it.
-        let own_cgroup = entry
-            .config
-            .linux
-            .as_ref()
-            .is_none_or(|l| l.cgroup_parent.is_empty())
-            .then(|| self.sandbox_cgroup_parent(&entry));
+        let own_cgroup = self.own_cgroup(&entry);
         tokio::task::spawn_blocking(move || {
             if let Some(path) = own_cgroup {
                 super::remove_cgroup(&path)?;
@@ -455,6 +463,17 @@ impl Runtime {
                 .map(|l| l.sysctls.clone().into_iter().collect())
                 .unwrap_or_default(),
         }
+    }
+
+    /// The pod's cgroup when the runtime chose it (and so removes it); a
+    /// parent the CRI client named is the client's.
+    fn own_cgroup(&self, entry: &SandboxEntry) -> Option<String> {
+        entry
+            .config
+            .linux
+            .as_ref()
+            .is_none_or(|l| l.cgroup_parent.is_empty())
+            .then(|| self.sandbox_cgroup_parent(entry))
     }
 
     pub(super) fn sandbox_cgroup_parent(&self, entry: &SandboxEntry) -> String {
