@@ -45,6 +45,19 @@ async fn send(socket: &mut Socket, channel: u8, data: &[u8]) {
     socket.send(Message::Binary(frame.into())).await.unwrap();
 }
 
+/// A plain HTTP/1.0 GET; returns the whole response.
+async fn http_get(address: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    stream.read_to_string(&mut out).await.unwrap();
+    out
+}
+
 /// Collects channel output until the status (channel 3) or the end.
 async fn collect(socket: &mut Socket, until: impl Fn(&[Vec<u8>; 5]) -> bool) -> [Vec<u8>; 5] {
     let mut out: [Vec<u8>; 5] = Default::default();
@@ -215,6 +228,19 @@ async fn exec_with_stdin_and_with_a_terminal() {
     let s = status(&out);
     assert_eq!(s["reason"], "NonZeroExitCode", "{s}");
     assert_eq!(s["details"]["causes"][0]["message"], "7");
+
+    // The streaming server also answers health and metrics.
+    let base = url
+        .split("/exec/")
+        .next()
+        .unwrap()
+        .trim_start_matches("http://");
+    let metrics = http_get(base, "/metrics").await;
+    assert!(
+        metrics.contains("berth_cri_containers{state=\"running\"} 1"),
+        "{metrics}"
+    );
+    assert!(http_get(base, "/healthz").await.ends_with("ok"));
 
     // A URL is good for one connection only.
     let reuse = tokio_tungstenite::connect_async(ws(&url)).await;

@@ -68,6 +68,9 @@ impl StreamingServer {
             .route("/exec/{token}", get(exec))
             .route("/attach/{token}", get(attach))
             .route("/portforward/{token}", get(port_forward))
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/readyz", get(|| async { "ok" }))
+            .route("/metrics", get(metrics))
             .with_state(server.clone());
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
@@ -203,6 +206,50 @@ fn client_input(message: Option<Result<Message, axum::Error>>) -> ClientInput {
         },
         _ => ClientInput::Other,
     }
+}
+
+/// Prometheus text: sandboxes and containers by state, pending stream URLs.
+async fn metrics(State(server): State<Arc<StreamingServer>>) -> Response {
+    let mut out = String::new();
+    out.push_str("# HELP berth_cri_pod_sandboxes Pod sandboxes by state.\n# TYPE berth_cri_pod_sandboxes gauge\n");
+    let sandboxes = server.runtime.list_pod_sandbox(None);
+    for (state, name) in [
+        (cri::PodSandboxState::SandboxReady, "ready"),
+        (cri::PodSandboxState::SandboxNotready, "notready"),
+    ] {
+        let n = sandboxes.iter().filter(|s| s.state == state as i32).count();
+        out.push_str(&format!(
+            "berth_cri_pod_sandboxes{{state=\"{name}\"}} {n}\n"
+        ));
+    }
+    out.push_str(
+        "# HELP berth_cri_containers Containers by state.\n# TYPE berth_cri_containers gauge\n",
+    );
+    let containers = server.runtime.list_containers(None);
+    for (state, name) in [
+        (cri::ContainerState::ContainerCreated, "created"),
+        (cri::ContainerState::ContainerRunning, "running"),
+        (cri::ContainerState::ContainerExited, "exited"),
+        (cri::ContainerState::ContainerUnknown, "unknown"),
+    ] {
+        let n = containers
+            .iter()
+            .filter(|c| c.state == state as i32)
+            .count();
+        out.push_str(&format!("berth_cri_containers{{state=\"{name}\"}} {n}\n"));
+    }
+    let pending = server.pending.lock().expect("pending").len();
+    out.push_str(&format!(
+        "# HELP berth_cri_stream_urls_pending Exec, attach and port-forward URLs not yet used.\n# TYPE berth_cri_stream_urls_pending gauge\nberth_cri_stream_urls_pending {pending}\n"
+    ));
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        out,
+    )
+        .into_response()
 }
 
 async fn exec(
