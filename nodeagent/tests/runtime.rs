@@ -1019,3 +1019,83 @@ async fn shared_and_target_pid_namespaces() {
     remove_pod(&mut client, &own).await;
     assert_nothing_left(&node, &[infra]).await;
 }
+
+fn with_seccomp(
+    mut config: ContainerConfig,
+    profile_type: i32,
+    localhost_ref: &str,
+) -> ContainerConfig {
+    let linux = config.linux.get_or_insert_with(Default::default);
+    let security = linux.security_context.get_or_insert_with(Default::default);
+    security.capabilities = Some(cri::Capability {
+        add_capabilities: vec!["SYS_ADMIN".into()],
+        ..Default::default()
+    });
+    security.seccomp = Some(cri::SecurityProfile {
+        profile_type,
+        localhost_ref: localhost_ref.into(),
+    });
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seccomp_runtime_default_refuses_what_capabilities_allow() {
+    use cri::security_profile::ProfileType;
+    let registry = Registry::start(None);
+    registry.push("berth/busybox", "latest", &TestImage::busybox());
+    let image = registry.reference("berth/busybox", "latest");
+    let node = Node::new();
+    node.pull(&image).await;
+    let mut client = node.runtime().await;
+    let pod = run_pod(&mut client, &node, "seccomp").await;
+    let script = "grep Seccomp: /proc/self/status; mkdir -p /m; mount -t tmpfs none /m && echo mounted || echo refused; sleep 1000";
+
+    // CAP_SYS_ADMIN allows mount; unconfined, it works.
+    let open = container_config("open", &image, &["sh", "-c", script]);
+    run(
+        &mut client,
+        &pod,
+        with_seccomp(open, ProfileType::Unconfined as i32, ""),
+    )
+    .await;
+    wait_for_log(&node, "seccomp", "open", " stdout F mounted\n").await;
+    assert!(read_log(&node, "seccomp", "open").contains("Seccomp:\t0"));
+
+    // RuntimeDefault refuses mount whatever the capabilities, in the
+    // container and in processes exec'd into it.
+    let filtered = container_config("filtered", &image, &["sh", "-c", script]);
+    let id = run(
+        &mut client,
+        &pod,
+        with_seccomp(filtered, ProfileType::RuntimeDefault as i32, ""),
+    )
+    .await;
+    wait_for_log(&node, "seccomp", "filtered", " stdout F refused\n").await;
+    assert!(read_log(&node, "seccomp", "filtered").contains("Seccomp:\t2"));
+    let out = exec(&mut client, &id, &["grep", "Seccomp:", "/proc/self/status"]).await;
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "Seccomp:\t2\n");
+
+    // A node-local profile the runtime cannot compile is a bad request.
+    let profile = node.dir.path().join("profile.json");
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["frobnicate"],"action":"SCMP_ACT_ALLOW"}]}"#,
+    )
+    .unwrap();
+    let bad = container_config("bad", &image, &["sh"]);
+    let err = create(
+        &mut client,
+        &pod,
+        with_seccomp(
+            bad,
+            ProfileType::Localhost as i32,
+            &profile.display().to_string(),
+        ),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+
+    remove_pod(&mut client, &pod).await;
+    assert_nothing_left(&node, &[]).await;
+}

@@ -70,7 +70,7 @@ fn enter(bundle: &Path, pid: i32, args: &[String], console: Option<i32>) -> Resu
     // SAFETY: the helper is single-threaded.
     match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork: {e}"))? {
         ForkResult::Child => {
-            let error = exec_child(&process, console);
+            let error = exec_child(&spec, &process, console);
             eprintln!("{error}");
             let code = failure_code(&error);
             // SAFETY: leaving the child without unwinding into the parent's code.
@@ -95,7 +95,11 @@ fn failure_code(message: &str) -> i32 {
     }
 }
 
-fn exec_child(process: &oci_spec::runtime::Process, console: Option<i32>) -> String {
+fn exec_child(
+    spec: &oci_spec::runtime::Spec,
+    process: &oci_spec::runtime::Process,
+    console: Option<i32>,
+) -> String {
     // SAFETY: prctl/setsid with plain arguments in the new child.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
@@ -117,6 +121,11 @@ fn exec_child(process: &oci_spec::runtime::Process, console: Option<i32>) -> Str
         Ok(e) => e,
         Err(e) => return e,
     };
+    if let Err(e) = super::init::seccomp_program(spec)
+        .and_then(|p| p.map(|p| super::seccomp::install(&p)).transpose())
+    {
+        return e;
+    }
     if let Err(e) = super::init::become_user(process) {
         return e;
     }

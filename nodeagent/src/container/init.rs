@@ -249,6 +249,11 @@ fn setup(
         .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
     let executable = find_executable(program, path_var, cwd)?;
 
+    // Installed while the process still has CAP_SYS_ADMIN; the profile
+    // leaves the calls that follow (setuid, capset, prctl, execve) alone.
+    if let Some(program) = seccomp_program(spec)? {
+        super::seccomp::install(&program)?;
+    }
     become_user(process)?;
     nix::unistd::chdir(cwd).map_err(os_err(format!("chdir {}", cwd.display())))?;
 
@@ -277,6 +282,15 @@ fn setup(
     }
     let err = nix::unistd::execve(&exe, &argv, &envp).unwrap_err();
     Err(format!("exec {}: {err}", executable.display()))
+}
+
+/// The compiled seccomp filter of a spec, if it has one.
+pub fn seccomp_program(spec: &Spec) -> Result<Option<Vec<libc::sock_filter>>, String> {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.seccomp().as_ref())
+        .map(super::seccomp::compile)
+        .transpose()
 }
 
 /// Applies groups, gid, uid and capabilities, keeping the capabilities

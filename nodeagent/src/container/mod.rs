@@ -11,6 +11,7 @@ pub mod fs;
 pub mod init;
 pub mod log;
 pub mod pause;
+pub mod seccomp;
 pub mod shim;
 
 use std::io::{BufRead, BufReader, Write};

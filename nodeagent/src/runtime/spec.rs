@@ -478,6 +478,9 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, String> {
         .cgroups_path(PathBuf::from(&input.cgroups_path))
         .devices(devices)
         .sysctl(sandbox.sysctls.clone());
+    if !privileged && let Some(profile) = seccomp_profile(security.seccomp.as_ref())? {
+        linux = linux.seccomp(profile);
+    }
     if !privileged {
         let masked = if security.masked_paths.is_empty() {
             MASKED_PATHS.iter().map(|s| s.to_string()).collect()
@@ -525,6 +528,36 @@ pub fn pids_limit(
             .ok_or_else(|| format!("invalid pids.max {v:?}")),
         None => Ok(default.filter(|n| *n > 0)),
     }
+}
+
+/// The seccomp section for a CRI security profile: none when unset or
+/// Unconfined, the runtime's default, or a node-local JSON profile (OCI
+/// `linux.seccomp` form, which Docker's profiles also take).
+fn seccomp_profile(
+    profile: Option<&cri::SecurityProfile>,
+) -> Result<Option<oci_spec::runtime::LinuxSeccomp>, String> {
+    use cri::security_profile::ProfileType;
+    let Some(profile) = profile else {
+        return Ok(None);
+    };
+    let seccomp = match ProfileType::try_from(profile.profile_type) {
+        Ok(ProfileType::Unconfined) => return Ok(None),
+        Ok(ProfileType::RuntimeDefault) => crate::container::seccomp::runtime_default(),
+        Ok(ProfileType::Localhost) => {
+            let path = profile.localhost_ref.trim_start_matches("localhost/");
+            let text = std::fs::read(path).map_err(|e| format!("seccomp profile {path:?}: {e}"))?;
+            serde_json::from_slice(&text).map_err(|e| format!("seccomp profile {path:?}: {e}"))?
+        }
+        Err(_) => {
+            return Err(format!(
+                "unknown seccomp profile type {}",
+                profile.profile_type
+            ));
+        }
+    };
+    // Refused now, as a bad request, rather than when the container starts.
+    crate::container::seccomp::compile(&seccomp)?;
+    Ok(Some(seccomp))
 }
 
 fn device(d: &cri::Device) -> Result<oci_spec::runtime::LinuxDevice, String> {
