@@ -184,17 +184,7 @@ fn sandbox_config(i: usize, node: &Node) -> cri::PodSandboxConfig {
         }),
         hostname: format!("bench-{i}"),
         log_directory: node.dir.path().join("logs").display().to_string(),
-        // As kubelet sends for a pod without shareProcessNamespace.
-        linux: Some(cri::LinuxPodSandboxConfig {
-            security_context: Some(cri::LinuxSandboxSecurityContext {
-                namespace_options: Some(cri::NamespaceOption {
-                    pid: cri::NamespaceMode::Container as i32,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
+        linux: support::agent::own_pid_namespaces(),
         ..Default::default()
     }
 }

@@ -45,17 +45,7 @@ fn sandbox_config(name: &str, node: &Node) -> PodSandboxConfig {
             options: vec!["ndots:5".into()],
         }),
         labels: HashMap::from([("app".to_string(), name.to_string())]),
-        // As kubelet sends for a pod without shareProcessNamespace.
-        linux: Some(cri::LinuxPodSandboxConfig {
-            security_context: Some(cri::LinuxSandboxSecurityContext {
-                namespace_options: Some(cri::NamespaceOption {
-                    pid: cri::NamespaceMode::Container as i32,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
+        linux: support::agent::own_pid_namespaces(),
         ..Default::default()
     }
 }
@@ -78,6 +68,18 @@ fn container_config(name: &str, image: &str, command: &[&str]) -> ContainerConfi
         }],
         ..Default::default()
     }
+}
+
+/// A local registry holding busybox, and a node (agent running) that has
+/// pulled it; the registry must live as long as the test.
+async fn busybox_node() -> (Registry, Node, Client, String) {
+    let registry = Registry::start(None);
+    registry.push("berth/busybox", "latest", &TestImage::busybox());
+    let image = registry.reference("berth/busybox", "latest");
+    let node = Node::new();
+    node.pull(&image).await;
+    let client = node.runtime().await;
+    (registry, node, client, image)
 }
 
 struct Pod {
@@ -257,12 +259,7 @@ async fn assert_nothing_left(node: &Node, pids: &[i32]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_container_logs_execs_stops_and_is_removed_without_leftovers() {
-    let registry = Registry::start(None);
-    registry.push("berth/busybox", "latest", &TestImage::busybox());
-    let image = registry.reference("berth/busybox", "latest");
-    let node = Node::new();
-    node.pull(&image).await;
-    let mut client = node.runtime().await;
+    let (_registry, node, mut client, image) = busybox_node().await;
     let version = client
         .version(cri::VersionRequest::default())
         .await
@@ -465,12 +462,7 @@ async fn a_container_logs_execs_stops_and_is_removed_without_leftovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_memory_hog_is_oom_killed_and_a_term_handler_stops_early() {
-    let registry = Registry::start(None);
-    registry.push("berth/busybox", "latest", &TestImage::busybox());
-    let image = registry.reference("berth/busybox", "latest");
-    let node = Node::new();
-    node.pull(&image).await;
-    let mut client = node.runtime().await;
+    let (_registry, node, mut client, image) = busybox_node().await;
     let pod = run_pod(&mut client, &node, "limits").await;
 
     let mut hog = container_config(
@@ -540,12 +532,7 @@ async fn a_memory_hog_is_oom_killed_and_a_term_handler_stops_early() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn containers_outlive_a_killed_agent_and_a_new_agent_finds_them() {
-    let registry = Registry::start(None);
-    registry.push("berth/busybox", "latest", &TestImage::busybox());
-    let image = registry.reference("berth/busybox", "latest");
-    let mut node = Node::new();
-    node.pull(&image).await;
-    let mut client = node.runtime().await;
+    let (_registry, mut node, mut client, image) = busybox_node().await;
     let pod = run_pod(&mut client, &node, "survivor").await;
     let id = run(
         &mut client,
@@ -785,12 +772,7 @@ fn cgroup_file(info: &serde_json::Value, controller: &str, file: &str) -> String
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_bind_mounts_and_resource_updates() {
-    let registry = Registry::start(None);
-    registry.push("berth/busybox", "latest", &TestImage::busybox());
-    let image = registry.reference("berth/busybox", "latest");
-    let node = Node::new();
-    node.pull(&image).await;
-    let mut client = node.runtime().await;
+    let (_registry, node, mut client, image) = busybox_node().await;
     let pod = run_pod(&mut client, &node, "limited").await;
     let host = node.dir.path().join("hostdata");
     std::fs::create_dir(&host).unwrap();
@@ -914,12 +896,7 @@ fn with_pid_mode(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shared_and_target_pid_namespaces() {
-    let registry = Registry::start(None);
-    registry.push("berth/busybox", "latest", &TestImage::busybox());
-    let image = registry.reference("berth/busybox", "latest");
-    let node = Node::new();
-    node.pull(&image).await;
-    let mut client = node.runtime().await;
+    let (_registry, node, mut client, image) = busybox_node().await;
 
     // pid mode POD (the CRI default, shareProcessNamespace): one pid
     // namespace for the pod, held by an infra process.
@@ -1041,12 +1018,7 @@ fn with_seccomp(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seccomp_runtime_default_refuses_what_capabilities_allow() {
     use cri::security_profile::ProfileType;
-    let registry = Registry::start(None);
-    registry.push("berth/busybox", "latest", &TestImage::busybox());
-    let image = registry.reference("berth/busybox", "latest");
-    let node = Node::new();
-    node.pull(&image).await;
-    let mut client = node.runtime().await;
+    let (_registry, node, mut client, image) = busybox_node().await;
     let pod = run_pod(&mut client, &node, "seccomp").await;
     let script = "grep Seccomp: /proc/self/status; mkdir -p /m; mount -t tmpfs none /m && echo mounted || echo refused; sleep 1000";
 

@@ -256,6 +256,21 @@ pub fn mounts_under(prefix: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Sandbox settings as kubelet sends them for a pod without
+/// shareProcessNamespace: each container in a pid namespace of its own.
+pub fn own_pid_namespaces() -> Option<proto::cri::LinuxPodSandboxConfig> {
+    Some(proto::cri::LinuxPodSandboxConfig {
+        security_context: Some(proto::cri::LinuxSandboxSecurityContext {
+            namespace_options: Some(proto::cri::NamespaceOption {
+                pid: proto::cri::NamespaceMode::Container as i32,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
 /// Polls `check` every 20 ms until it holds or `timeout` passes.
 pub async fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
