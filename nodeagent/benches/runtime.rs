@@ -213,15 +213,7 @@ async fn cri_benchmarks(runs: usize, image_mb: usize) {
     for i in 0..runs {
         let config = sandbox_config(i, &node);
         let started = Instant::now();
-        let sandbox = client
-            .run_pod_sandbox(cri::RunPodSandboxRequest {
-                config: Some(config.clone()),
-                runtime_handler: String::new(),
-            })
-            .await
-            .expect("run sandbox")
-            .into_inner()
-            .pod_sandbox_id;
+        let sandbox = support::agent::run_sandbox(&mut client, &config).await;
         sandbox_times.push(started.elapsed());
         let container = client
             .create_container(cri::CreateContainerRequest {

@@ -17,7 +17,7 @@ use proto::cri::{
     RemovePodSandboxRequest, RunPodSandboxRequest, StartContainerRequest, StopContainerRequest,
     StopPodSandboxRequest, runtime_service_client::RuntimeServiceClient,
 };
-use support::agent::{Node, alive, eventually};
+use support::agent::{Node, alive, eventually, run_sandbox};
 use support::registry::{Registry, TestImage};
 use tonic::transport::Channel;
 
@@ -89,15 +89,7 @@ struct Pod {
 
 async fn run_pod(client: &mut Client, node: &Node, name: &str) -> Pod {
     let config = sandbox_config(name, node);
-    let sandbox_id = client
-        .run_pod_sandbox(RunPodSandboxRequest {
-            config: Some(config.clone()),
-            runtime_handler: String::new(),
-        })
-        .await
-        .expect("run sandbox")
-        .into_inner()
-        .pod_sandbox_id;
+    let sandbox_id = run_sandbox(client, &config).await;
     Pod { sandbox_id, config }
 }
 
@@ -902,15 +894,7 @@ async fn shared_and_target_pid_namespaces() {
     // namespace for the pod, held by an infra process.
     let mut config = sandbox_config("shared", &node);
     config.linux = None;
-    let sandbox_id = client
-        .run_pod_sandbox(RunPodSandboxRequest {
-            config: Some(config.clone()),
-            runtime_handler: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .pod_sandbox_id;
+    let sandbox_id = run_sandbox(&mut client, &config).await;
     let shared = Pod { sandbox_id, config };
     let info = client
         .pod_sandbox_status(cri::PodSandboxStatusRequest {

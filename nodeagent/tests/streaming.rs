@@ -103,15 +103,7 @@ async fn fixture() -> Fixture {
         log_directory: node.dir.path().join("logs").display().to_string(),
         ..Default::default()
     };
-    let sandbox_id = client
-        .run_pod_sandbox(cri::RunPodSandboxRequest {
-            config: Some(sandbox.clone()),
-            runtime_handler: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .pod_sandbox_id;
+    let sandbox_id = support::agent::run_sandbox(&mut client, &sandbox).await;
     Fixture {
         _registry: registry,
         node,

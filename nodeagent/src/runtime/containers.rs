@@ -221,7 +221,9 @@ impl Runtime {
             stop_signal: image.config.stop_signal.clone(),
             cgroups_path: format!(
                 "{}/{}",
-                self.sandbox_cgroup_parent(&sandbox).trim_end_matches('/'),
+                self.pod_cgroup(&sandbox.record.id, &sandbox.config)
+                    .0
+                    .trim_end_matches('/'),
                 id
             ),
             config: encode(&config),

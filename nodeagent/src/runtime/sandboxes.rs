@@ -99,10 +99,7 @@ impl Runtime {
         // the pod, held by an infra process in the pod's cgroup.
         let shared_pid = modes.pid == cri::NamespaceMode::Pod as i32;
         let infra_binary = self.config.shim_binary.clone();
-        let cgroup_parent = self.sandbox_cgroup_parent(&SandboxEntry {
-            record: record.clone(),
-            config: config.clone(),
-        });
+        let (cgroup_parent, own_cgroup) = self.pod_cgroup(&id, &config);
         let infra_slot: std::sync::Arc<std::sync::Mutex<Option<super::InfraProcess>>> =
             Default::default();
         let setup = {
@@ -110,6 +107,7 @@ impl Runtime {
             let config = config.clone();
             let id = id.clone();
             let infra_slot = infra_slot.clone();
+            let cgroup_parent = cgroup_parent.clone();
             tokio::task::spawn_blocking(move || -> Result<Option<String>, String> {
                 std::fs::create_dir_all(&dir)
                     .map_err(|e| format!("creating {}: {e}", dir.display()))?;
@@ -159,10 +157,7 @@ impl Runtime {
             let cleanup_dir = dir.clone();
             let cleanup_id = id.clone();
             let infra = *infra_slot.lock().expect("infra");
-            let own_cgroup = self.own_cgroup(&SandboxEntry {
-                record: record.clone(),
-                config: config.clone(),
-            });
+            let own_cgroup = own_cgroup.then_some(cgroup_parent);
             let _ = tokio::task::spawn_blocking(move || {
                 if let Some(infra) = infra {
                     sandbox::stop_infra(&infra);
@@ -237,7 +232,8 @@ impl Runtime {
         self.stop_pod_sandbox(&id).await?;
         let _guard = self.locks.lock(&id).await;
         let dir = self.sandbox_dir(&id);
-        let own_cgroup = self.own_cgroup(&entry);
+        let (cgroup, owned) = self.pod_cgroup(&id, &entry.config);
+        let own_cgroup = owned.then_some(cgroup);
         tokio::task::spawn_blocking(move || {
             if let Some(path) = own_cgroup {
                 super::remove_cgroup(&path)?;
@@ -465,32 +461,15 @@ impl Runtime {
         }
     }
 
-    /// The pod's cgroup when the runtime chose it (and so removes it); a
-    /// parent the CRI client named is the client's.
-    fn own_cgroup(&self, entry: &SandboxEntry) -> Option<String> {
-        entry
-            .config
-            .linux
-            .as_ref()
-            .is_none_or(|l| l.cgroup_parent.is_empty())
-            .then(|| self.sandbox_cgroup_parent(entry))
-    }
-
-    pub(super) fn sandbox_cgroup_parent(&self, entry: &SandboxEntry) -> String {
-        let parent = entry
-            .config
-            .linux
-            .as_ref()
-            .map(|l| l.cgroup_parent.clone())
-            .unwrap_or_default();
-        if parent.is_empty() {
-            format!(
-                "/{}/{}",
-                self.config.cgroup_root.trim_matches('/'),
-                entry.record.id
-            )
-        } else {
-            parent
+    /// The pod's cgroup, and whether the runtime chose it (and so removes
+    /// it with the pod); a parent the CRI client named is the client's.
+    pub(super) fn pod_cgroup(&self, id: &str, config: &cri::PodSandboxConfig) -> (String, bool) {
+        match config.linux.as_ref().map(|l| l.cgroup_parent.as_str()) {
+            Some(parent) if !parent.is_empty() => (parent.to_string(), false),
+            _ => (
+                format!("/{}/{id}", self.config.cgroup_root.trim_matches('/')),
+                true,
+            ),
         }
     }
 }

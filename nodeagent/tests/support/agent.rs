@@ -256,6 +256,22 @@ pub fn mounts_under(prefix: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// RunPodSandbox with the default runtime handler; returns the sandbox id.
+pub async fn run_sandbox(
+    client: &mut proto::cri::runtime_service_client::RuntimeServiceClient<Channel>,
+    config: &proto::cri::PodSandboxConfig,
+) -> String {
+    client
+        .run_pod_sandbox(proto::cri::RunPodSandboxRequest {
+            config: Some(config.clone()),
+            runtime_handler: String::new(),
+        })
+        .await
+        .expect("run sandbox")
+        .into_inner()
+        .pod_sandbox_id
+}
+
 /// Sandbox settings as kubelet sends them for a pod without
 /// shareProcessNamespace: each container in a pid namespace of its own.
 pub fn own_pid_namespaces() -> Option<proto::cri::LinuxPodSandboxConfig> {
